@@ -1,0 +1,196 @@
+/* conv2d.c — 2-D convolution, NHWC / HWIO: 1x1 stride-1 as one GEMM on the
+ * input, KxK through im2col + GEMM (OpenBLAS), fused bias + activation. */
+
+#include "layers_internal.h"
+
+#include <cblas.h>
+#include <string.h>
+
+/* ---- shared helpers (declared in layers_internal.h) ---- */
+void nn__bias_act(float *x, size_t rows, int c, const float *b, nn_act act) {
+    if (!b && act == NN_ACT_NONE) return;
+    long nr = (long)rows;
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > NN_PAR_MIN)
+    for (long r = 0; r < nr; r++) {
+        float *restrict row = x + (size_t)r * c;
+        if (b)
+            for (int j = 0; j < c; j++) row[j] += b[j];
+        if (act == NN_ACT_RELU)
+            for (int j = 0; j < c; j++) row[j] = row[j] > 0.f ? row[j] : 0.f;
+        else if (act == NN_ACT_RELU6)
+            for (int j = 0; j < c; j++) {
+                float v = row[j] > 0.f ? row[j] : 0.f;
+                row[j] = v < 6.f ? v : 6.f;
+            }
+    }
+}
+
+void nn__colsum_acc(float *acc, const float *x, size_t rows, int c) {
+    int nblk = (c + 15) / 16;
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > NN_PAR_MIN && nblk > 1)
+    for (int bk = 0; bk < nblk; bk++) {
+        int j0 = bk * 16, nj = c - j0 < 16 ? c - j0 : 16;
+        double s[16] = {0};
+        if (nj == 16) {
+            for (size_t r = 0; r < rows; r++) {
+                const float *restrict p = x + r * c + j0;
+                for (int j = 0; j < 16; j++) s[j] += p[j];
+            }
+        } else {
+            for (size_t r = 0; r < rows; r++) {
+                const float *restrict p = x + r * c + j0;
+                for (int j = 0; j < nj; j++) s[j] += p[j];
+            }
+        }
+        for (int j = 0; j < nj; j++) acc[j0 + j] += (float)s[j];
+    }
+}
+
+int nn__conv_is_pointwise(const nn_conv_geom *g) {
+    return g->kh == 1 && g->kw == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_t == 0 &&
+           g->pad_b == 0 && g->pad_l == 0 && g->pad_r == 0 && g->out_h == g->in_h &&
+           g->out_w == g->in_w;
+}
+
+/* Images per im2col chunk: enough rows (>= 8192) for an efficient GEMM,
+ * not the whole batch for large images. */
+int nn__conv_chunk(const nn_conv_geom *g, int n) {
+    long pix = (long)g->out_h * g->out_w;
+    long c = pix >= 8192 ? 1 : (8192 + pix - 1) / pix;
+    return c > n ? (n > 0 ? n : 1) : (int)c;
+}
+
+size_t nn_conv2d_scratch_floats(const nn_conv_geom *g, int n, int cin) {
+    if (nn__conv_is_pointwise(g)) return 0;
+    return (size_t)nn__conv_chunk(g, n) * g->out_h * g->out_w * g->kh * g->kw * cin;
+}
+
+/* col[(img, oh, ow)][(kh, kw, ci)] for nimg images starting at `in`. */
+static void im2col(float *col, const float *in, int nimg, const nn_conv_geom *g, int cin) {
+    const int OH = g->out_h, OW = g->out_w, H = g->in_h, W = g->in_w;
+    const size_t K = (size_t)g->kh * g->kw * cin;
+    long nrows = (long)nimg * OH;
+#pragma omp parallel for schedule(static) if ((size_t)nrows * OW * K > NN_PAR_MIN)
+    for (long r = 0; r < nrows; r++) {
+        int img = (int)(r / OH), oh = (int)(r % OH);
+        const float *src = in + (size_t)img * H * W * cin;
+        for (int ow = 0; ow < OW; ow++) {
+            float *d = col + ((size_t)r * OW + ow) * K;
+            for (int kh = 0; kh < g->kh; kh++) {
+                int ih = oh * g->stride_h - g->pad_t + kh * g->dil_h;
+                if (ih < 0 || ih >= H) {
+                    memset(d, 0, sizeof(float) * g->kw * cin);
+                    d += (size_t)g->kw * cin;
+                    continue;
+                }
+                for (int kw = 0; kw < g->kw; kw++, d += cin) {
+                    int iw = ow * g->stride_w - g->pad_l + kw * g->dil_w;
+                    if (iw < 0 || iw >= W)
+                        memset(d, 0, sizeof(float) * cin);
+                    else
+                        memcpy(d, src + ((size_t)ih * W + iw) * cin, sizeof(float) * cin);
+                }
+            }
+        }
+    }
+}
+
+/* din = col2im(col): gathers, for every input pixel, the columns that read it
+ * (race free, so rows run in parallel). */
+static void col2im(float *din, const float *col, int nimg, const nn_conv_geom *g, int cin) {
+    const int OH = g->out_h, OW = g->out_w, H = g->in_h, W = g->in_w;
+    const size_t K = (size_t)g->kh * g->kw * cin;
+    long nrows = (long)nimg * H;
+#pragma omp parallel for schedule(static) if ((size_t)nrows * W * K > NN_PAR_MIN)
+    for (long r = 0; r < nrows; r++) {
+        int img = (int)(r / H), ih = (int)(r % H);
+        for (int iw = 0; iw < W; iw++) {
+            float *restrict d = din + ((size_t)r * W + iw) * cin;
+            memset(d, 0, sizeof(float) * cin);
+            for (int kh = 0; kh < g->kh; kh++) {
+                int t = ih + g->pad_t - kh * g->dil_h;
+                if (t < 0 || t % g->stride_h) continue;
+                int oh = t / g->stride_h;
+                if (oh >= OH) continue;
+                for (int kw = 0; kw < g->kw; kw++) {
+                    int u = iw + g->pad_l - kw * g->dil_w;
+                    if (u < 0 || u % g->stride_w) continue;
+                    int ow = u / g->stride_w;
+                    if (ow >= OW) continue;
+                    const float *restrict s =
+                        col + (((size_t)img * OH + oh) * OW + ow) * K + ((size_t)kh * g->kw + kw) * cin;
+                    for (int c = 0; c < cin; c++) d[c] += s[c];
+                }
+            }
+        }
+    }
+}
+
+void nn_conv2d_forward(nn_tensor *out, const nn_tensor *in, const float *w, const float *b,
+                       const nn_conv_geom *g, nn_act act, float *scratch) {
+    /* in [N,H,W,Cin], w [KH,KW,Cin,Cout], out [N,OH,OW,Cout] */
+    nn_tensor_check(in, -1, g->in_h, g->in_w, -1, "nn_conv2d_forward: in");
+    nn_tensor_check(out, in->n, g->out_h, g->out_w, -1, "nn_conv2d_forward: out");
+    if (!w) nn_fatal("nn_conv2d_forward: weight is NULL");
+    const int N = in->n, cin = in->c, cout = out->c;
+    if (nn__conv_is_pointwise(g)) {
+        int M = N * g->in_h * g->in_w;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, cout, cin, 1.f, in->data, cin,
+                    w, cout, 0.f, out->data, cout);
+        nn__bias_act(out->data, (size_t)M, cout, b, act);
+        return;
+    }
+    if (!scratch) nn_fatal("nn_conv2d_forward: scratch is NULL for a %dx%d conv", g->kh, g->kw);
+    const int K = g->kh * g->kw * cin, pix = g->out_h * g->out_w;
+    const int chunk = nn__conv_chunk(g, N);
+    for (int i0 = 0; i0 < N; i0 += chunk) {
+        int nimg = N - i0 < chunk ? N - i0 : chunk;
+        im2col(scratch, in->data + (size_t)i0 * g->in_h * g->in_w * cin, nimg, g, cin);
+        float *o = out->data + (size_t)i0 * pix * cout;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nimg * pix, cout, K, 1.f, scratch,
+                    K, w, cout, 0.f, o, cout);
+        nn__bias_act(o, (size_t)nimg * pix, cout, b, act);
+    }
+}
+
+void nn_conv2d_backward(nn_tensor *din, float *dw, float *db, const nn_tensor *dout,
+                        const nn_tensor *in, const float *w, const nn_conv_geom *g,
+                        float *scratch) {
+    /* dout [N,OH,OW,Cout], in/din [N,H,W,Cin]; dw [KH,KW,Cin,Cout] +=, db [Cout] += */
+    nn_tensor_check(in, -1, g->in_h, g->in_w, -1, "nn_conv2d_backward: in");
+    nn_tensor_check(dout, in->n, g->out_h, g->out_w, -1, "nn_conv2d_backward: dout");
+    if (din) nn_tensor_check_same(in, din, "nn_conv2d_backward: din");
+    const int N = in->n, cin = in->c, cout = dout->c;
+    const int pix = g->out_h * g->out_w;
+    if (db) nn__colsum_acc(db, dout->data, (size_t)N * pix, cout);
+    if (!dw && !din) return;
+    if (din && !w) nn_fatal("nn_conv2d_backward: weight is NULL");
+    if (nn__conv_is_pointwise(g)) {
+        int M = N * pix;
+        if (dw)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cin, cout, M, 1.f, in->data,
+                        cin, dout->data, cout, 1.f, dw, cout);
+        if (din)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cin, cout, 1.f, dout->data,
+                        cout, w, cout, 0.f, din->data, cin);
+        return;
+    }
+    if (!scratch) nn_fatal("nn_conv2d_backward: scratch is NULL for a %dx%d conv", g->kh, g->kw);
+    const int K = g->kh * g->kw * cin;
+    const int chunk = nn__conv_chunk(g, N);
+    for (int i0 = 0; i0 < N; i0 += chunk) {
+        int nimg = N - i0 < chunk ? N - i0 : chunk;
+        const float *d = dout->data + (size_t)i0 * pix * cout;
+        size_t ioff = (size_t)i0 * g->in_h * g->in_w * cin;
+        if (dw) {
+            im2col(scratch, in->data + ioff, nimg, g, cin);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, cout, nimg * pix, 1.f,
+                        scratch, K, d, cout, 1.f, dw, cout);
+        }
+        if (din) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nimg * pix, K, cout, 1.f, d,
+                        cout, w, cout, 0.f, scratch, K);
+            col2im(din->data + ioff, scratch, nimg, g, cin);
+        }
+    }
+}
