@@ -123,7 +123,12 @@ typedef struct {
     uint8_t *rgb;        /* w*h*3 bytes, row-major, malloc'd (freed by nn_image_free) */
 } nn_image;
 /* JPEG, PNG, BMP, GIF (first frame), WebP; grey, grey+alpha, RGBA, 16-bit
- * become 8-bit RGB (alpha composited over white is NOT done: alpha dropped). */
+ * become 8-bit RGB. Transparency (RGBA, grey+alpha, palette tRNS, GIF, WebP
+ * alpha) is composited over white, so hidden colour under alpha 0 (often black
+ * in face crops with a cut-out background) never reaches the network.
+ * Truncated or corrupt files, unknown formats and headers over
+ * NN_IMAGE_MAX_PIXELS (or with a zero side) are refused with "PATH: reason".
+ * EXIF orientation is not applied (as Keras' load_img). */
 int nn_image_load(nn_image *img, const char *path);
 int nn_image_load_memory(nn_image *img, const uint8_t *buf, size_t len, const char *name);
 int nn_image_alloc(nn_image *img, int w, int h);
@@ -299,6 +304,40 @@ void nn_batchnorm_forward_infer_naive(nn_tensor *out, const nn_tensor *in,
                                       const float *gamma, const float *beta,
                                       const float *run_mean, const float *run_var,
                                       float eps, nn_act act);
+
+/* ===== drawing (engine/draw.c) =========================================== */
+/* In-place drawing on an nn_image for annotated outputs (nnmask-detect
+ * --out, nnmask-live). Coordinates are pixels, rectangles half-open
+ * [x0,x1) x [y0,y1), everything clipped to the image. Text is
+ * stb_easy_font (ASCII; other bytes drawn as '?'), scaled by an integer. */
+typedef struct { uint8_t r, g, b; } nn_rgb;
+#define NN_RGB_MASK   ((nn_rgb){0, 200, 0})     /* green: face with a mask */
+#define NN_RGB_NOMASK ((nn_rgb){230, 0, 0})     /* red: face without a mask */
+#define NN_RGB_FACE   ((nn_rgb){0, 120, 255})   /* blue: face, not classified */
+void nn_draw_rect(nn_image *img, int x0, int y0, int x1, int y1, nn_rgb c);  /* filled */
+void nn_draw_blend_rect(nn_image *img, int x0, int y0, int x1, int y1, nn_rgb c,
+                        float alpha);               /* alpha 0..1 over the image */
+/* Outline `thickness` pixels wide, drawn inside [x0,x1) x [y0,y1). */
+void nn_draw_box(nn_image *img, int x0, int y0, int x1, int y1, int thickness, nn_rgb c);
+int nn_draw_text_width(const char *text, int scale);    /* pixels */
+int nn_draw_text_height(const char *text, int scale);   /* pixels, all lines */
+void nn_draw_text(nn_image *img, int x, int y, const char *text, int scale, nn_rgb fg);
+/* Text on a filled background with a small margin; (x, y) is the top-left. */
+void nn_draw_label(nn_image *img, int x, int y, const char *text, int scale, nn_rgb fg,
+                   nn_rgb bg);
+int nn_draw_text_scale(int w, int h);      /* readable scale for an image: 480 px -> 2 */
+int nn_draw_box_thickness(int w, int h);   /* >= 2 pixels, grows with the image */
+/* A detection: box outline (nn_draw_box_thickness) in c and `label` (e.g.
+ * "Mask 97%", may be NULL) in white on c above the box (below or inside
+ * when there is no room). Box in pixels, x1/y1 exclusive. */
+void nn_draw_face(nn_image *img, float x0, float y0, float x1, float y1,
+                  const char *label, nn_rgb c);
+
+/* ===== image I/O additions (appended by the file-formats helper) ======== */
+/* In-memory JPEG (stb_image_write, 4:2:0 at quality <= 90), e.g. for JPEG
+ * re-compression augmentation. quality 1..100 (<= 0: 95). *out is malloc'd;
+ * free() it. Decode with nn_image_load_memory(). */
+int nn_image_encode_jpeg(const nn_image *img, int quality, uint8_t **out, size_t *len);
 
 #ifdef __cplusplus
 }

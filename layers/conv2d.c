@@ -5,6 +5,43 @@
 
 #include <cblas.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void nn__sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+               int ldb, float beta, float *C, int ldc) {
+    const CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    /* OpenBLAS (pthread build) never starts its own threads here: its idle
+     * spinning workers would fight our OpenMP team for the cores. */
+    int bt = openblas_get_num_threads();
+    if (bt != 1) openblas_set_num_threads(1);
+    int nt = 1;
+#ifdef _OPENMP
+    if ((double)M * N * K >= 4e5 && !omp_in_parallel()) nt = omp_get_max_threads();
+#endif
+    /* split the rows of C, or its columns when there are few rows */
+    int split_m = M >= N || M / 16 >= nt;
+    int len = split_m ? M : N;
+    if (nt > len / 16) nt = len / 16;
+    if (nt <= 1) {
+        cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
+    } else {
+        int part = ((len + nt - 1) / nt + 7) / 8 * 8; /* rows/columns per thread */
+#pragma omp parallel for schedule(static, 1) num_threads(nt)
+        for (int t = 0; t < nt; t++) {
+            int s0 = t * part, n = len - s0 < part ? len - s0 : part;
+            if (n <= 0) continue;
+            if (split_m) /* row s0 of op(A): A + s0*lda, or column s0 when transposed */
+                cblas_sgemm(CblasRowMajor, TA, TB, n, N, K, 1.f, ta ? A + s0 : A + (size_t)s0 * lda,
+                            lda, B, ldb, beta, C + (size_t)s0 * ldc, ldc);
+            else /* column s0 of op(B): B + s0, or row s0 when transposed */
+                cblas_sgemm(CblasRowMajor, TA, TB, M, n, K, 1.f, A, lda,
+                            tb ? B + (size_t)s0 * ldb : B + s0, ldb, beta, C + s0, ldc);
+        }
+    }
+    if (bt != 1) openblas_set_num_threads(bt);
+}
 
 /* ---- shared helpers (declared in layers_internal.h) ---- */
 void nn__bias_act(float *x, size_t rows, int c, const float *b, nn_act act) {
@@ -135,8 +172,7 @@ void nn_conv2d_forward(nn_tensor *out, const nn_tensor *in, const float *w, cons
     const int N = in->n, cin = in->c, cout = out->c;
     if (nn__conv_is_pointwise(g)) {
         int M = N * g->in_h * g->in_w;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, cout, cin, 1.f, in->data, cin,
-                    w, cout, 0.f, out->data, cout);
+        nn__sgemm(0, 0, M, cout, cin, in->data, cin, w, cout, 0.f, out->data, cout);
         nn__bias_act(out->data, (size_t)M, cout, b, act);
         return;
     }
@@ -147,8 +183,7 @@ void nn_conv2d_forward(nn_tensor *out, const nn_tensor *in, const float *w, cons
         int nimg = N - i0 < chunk ? N - i0 : chunk;
         im2col(scratch, in->data + (size_t)i0 * g->in_h * g->in_w * cin, nimg, g, cin);
         float *o = out->data + (size_t)i0 * pix * cout;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nimg * pix, cout, K, 1.f, scratch,
-                    K, w, cout, 0.f, o, cout);
+        nn__sgemm(0, 0, nimg * pix, cout, K, scratch, K, w, cout, 0.f, o, cout);
         nn__bias_act(o, (size_t)nimg * pix, cout, b, act);
     }
 }
@@ -168,11 +203,9 @@ void nn_conv2d_backward(nn_tensor *din, float *dw, float *db, const nn_tensor *d
     if (nn__conv_is_pointwise(g)) {
         int M = N * pix;
         if (dw)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cin, cout, M, 1.f, in->data,
-                        cin, dout->data, cout, 1.f, dw, cout);
+            nn__sgemm(1, 0, cin, cout, M, in->data, cin, dout->data, cout, 1.f, dw, cout);
         if (din)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cin, cout, 1.f, dout->data,
-                        cout, w, cout, 0.f, din->data, cin);
+            nn__sgemm(0, 1, M, cin, cout, dout->data, cout, w, cout, 0.f, din->data, cin);
         return;
     }
     if (!scratch) nn_fatal("nn_conv2d_backward: scratch is NULL for a %dx%d conv", g->kh, g->kw);
@@ -184,12 +217,10 @@ void nn_conv2d_backward(nn_tensor *din, float *dw, float *db, const nn_tensor *d
         size_t ioff = (size_t)i0 * g->in_h * g->in_w * cin;
         if (dw) {
             im2col(scratch, in->data + ioff, nimg, g, cin);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, cout, nimg * pix, 1.f,
-                        scratch, K, d, cout, 1.f, dw, cout);
+            nn__sgemm(1, 0, K, cout, nimg * pix, scratch, K, d, cout, 1.f, dw, cout);
         }
         if (din) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nimg * pix, K, cout, 1.f, d,
-                        cout, w, cout, 0.f, scratch, K);
+            nn__sgemm(0, 1, nimg * pix, K, cout, d, cout, w, cout, 0.f, scratch, K);
             col2im(din->data + ioff, scratch, nimg, g, cin);
         }
     }

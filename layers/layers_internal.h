@@ -7,6 +7,13 @@
 
 #include <stddef.h>
 
+/* The project builds with -O2, where GCC 12 only vectorises loops with the
+ * "very cheap" cost model (no runtime alias checks, no epilogues): almost
+ * none of the channel loops below. The kernels need the full vectoriser. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+#endif
+
 /* Work (floats touched) below which a loop stays serial. */
 #define NN_PAR_MIN 32768
 
@@ -23,4 +30,10 @@ void nn__colsum_acc(float *acc, const float *x, size_t rows, int c);
 /* The number of images processed per im2col chunk of a convolution. */
 int nn__conv_chunk(const nn_conv_geom *g, int n);
 int nn__conv_is_pointwise(const nn_conv_geom *g);
+/* Row-major C = op(A) op(B) + beta C, ta/tb = transpose A/B (0/1). Large
+ * products are split over the OpenMP team (rows of C, or columns when it has
+ * few rows), each part one single-threaded OpenBLAS call: one thread pool,
+ * no OpenMP/OpenBLAS spin contention. */
+void nn__sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+               int ldb, float beta, float *C, int ldc);
 #endif

@@ -69,4 +69,17 @@ void nn_mnv2_zero_grad(nn_mnv2 *m);
 /* Bytes held by the parameter/gradient/activation/scratch arenas. */
 size_t nn_mnv2_memory_bytes(const nn_mnv2 *m);
 
+/* ===== additions (MobileNetV2 helper) ==================================== */
+/* The ImageNet preprocessing of nnmask-predict --imagenet and the tests:
+ * the largest centred square of img, resized (nn_image_crop_resize, a
+ * proper filter) to size x size, then rgb*(1/127.5)-1 into dst
+ * [size,size,3]. -1 + nn_error() on failure. */
+int nn_mnv2_preprocess_center(const nn_image *img, int size, float *dst);
+/* The tensor `name` as in the file without prefix ("block3.dw.weight",
+ * "last.bn.var", "logits.bias"): its data and element count, and while it is
+ * trainable (after nn_mnv2_prepare_train) its gradient, else *grad = NULL.
+ * NULL for an unknown name. Within the parameter allocation each stage holds,
+ * per conv, weight then bn.gamma then bn.beta; bn.mean/var follow all stages. */
+float *nn_mnv2_tensor(nn_mnv2 *m, const char *name, size_t *count, float **grad);
+
 #endif
