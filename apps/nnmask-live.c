@@ -32,7 +32,7 @@ static void usage(FILE *f) {
         "                        faces are only detected and labelled \"face\"\n"
         "  --detector D          converted UltraFace detector (.safetensors); default:\n"
         "                        $NNMASK_DETECTOR, else ultraface-slim-320.safetensors in\n"
-        "                        $NNMASK_MODELS or models/ (weights/fetch_weights.sh ultraface)\n"
+        "                        $NNMASK_MODELS, models/ or weights/\n"
         "  --det-size N          detector input long side (default 320; larger finds\n"
         "                        smaller faces, slower)\n"
         "  --threshold S         face score threshold (default 0.7)\n"
@@ -167,8 +167,7 @@ static int parse_args(int argc, char **argv, live_args *a) {
 }
 
 /* $NNMASK_DETECTOR, else the first converted slim-320 found in
- * $NNMASK_MODELS or models/ (where weights/fetch_weights.sh ultraface puts
- * it). */
+ * $NNMASK_MODELS, models/ or weights/. */
 static const char *default_detector(void) {
     const char *env = getenv("NNMASK_DETECTOR");
     if (env && *env) return env;
@@ -183,7 +182,7 @@ static const char *default_detector(void) {
             if (access(path, R_OK) == 0) return path;
         }
     }
-    return "models/ultraface-slim-320.safetensors";
+    return "weights/ultraface-slim-320.safetensors";   /* as nnmask-detect */
 }
 
 /* ---- JSON ---- */
@@ -452,7 +451,7 @@ int main(int argc, char **argv) {
     nn_image shot = {0};
     nn_image *frame = NULL;
     int frame_no = 0, paused = 0, want_shot = 0, quit = 0;
-    double t_start = nn_now(), t_prev = t_start, fps = 0, busy_s = 0;
+    double t_start = nn_now(), t_prev = t_start, t_shown = 0, fps = 0, busy_s = 0;
     int masked = 0, unmasked = 0, unknown = 0;
     /* --stats: seconds summed over frames */
     double st_read = 0, st_wait = 0, st_detect = 0, st_crop = 0, st_cls = 0, st_draw = 0,
@@ -532,6 +531,12 @@ int main(int argc, char **argv) {
             }
             SDL_RenderPresent(ren);
             if (fresh) st_show += nn_now() - ts;
+            /* a video file plays at its own rate, not as fast as we can */
+            if (fresh && !src->live && src->fps > 0) {
+                double wait = t_shown + 1.0 / src->fps - nn_now();
+                if (wait > 0.001) SDL_Delay((Uint32)(wait * 1000.0));
+                t_shown = nn_now();
+            }
             if (paused) SDL_WaitEventTimeout(NULL, 50);
         } else if (a.shot_dir && a.frames && frame_no >= a.frames) {
             /* headless: the last frame, annotated, as the window would show it */

@@ -1,8 +1,13 @@
 /* nnmask-predict.c — classifies images: --imagenet prints the top-5 ImageNet classes of each
- * image with the converted MobileNetV2 (center crop, resize to 224, batch 1). */
+ * image with the converted MobileNetV2 (center crop, resize to 224, batch 1); --model M
+ * with a trained mask classifier prints "path label probability" per image. */
 
+#include "classifier.h"
 #include "mobilenetv2.h"
 #include "nnmask.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +22,7 @@
 #define N_CLASSES 1001
 
 typedef struct {
-    int imagenet, top, threads;
+    int imagenet, top, threads, json, csv;
     const char *model, *labels;
     char **images;
     int n_images;
@@ -25,8 +30,14 @@ typedef struct {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: nnmask-predict --imagenet [--model FILE] [--labels FILE] [--top K]\n"
+            "usage: nnmask-predict --model MODEL [--json | --csv] [--threads N] IMAGE_OR_DIR...\n"
+            "       nnmask-predict --imagenet [--model FILE] [--labels FILE] [--top K]\n"
             "                      [--threads N] IMAGE...\n"
+            "  --model MODEL a trained classifier (nnmask-train's model.safetensors): one line\n"
+            "                per image, 'path label probability' (the probability of that\n"
+            "                label; the decision rule is the model's), or --json (one JSON\n"
+            "                array) / --csv (with P of every class). Folders are searched\n"
+            "                recursively for files.\n"
             "  --imagenet    top-K ImageNet classes per image, one line each:\n"
             "                IMAGE<TAB>rank<TAB>probability<TAB>label\n"
             "  --model FILE  MobileNetV2 with its ImageNet head (nnmask safetensors); default\n"
@@ -61,6 +72,10 @@ static int parse(opts *o, int argc, char **argv) {
                 fprintf(stderr, "nnmask-predict: --top %s out of range 1..%d\n", argv[i], N_CLASSES);
                 return -1;
             }
+        } else if (!strcmp(a, "--json")) {
+            o->json = 1;
+        } else if (!strcmp(a, "--csv")) {
+            o->csv = 1;
         } else if (!strcmp(a, "--threads") && more) {
             o->threads = atoi(argv[++i]);
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -73,8 +88,12 @@ static int parse(opts *o, int argc, char **argv) {
             o->images[o->n_images++] = argv[i];
         }
     }
-    if (!o->imagenet) {
-        fprintf(stderr, "nnmask-predict: say --imagenet (the only mode of this build)\n");
+    if (!o->imagenet && !o->model) {
+        fprintf(stderr, "nnmask-predict: give --model MODEL (a trained classifier) or --imagenet\n");
+        return -1;
+    }
+    if (o->json && o->csv) {
+        fprintf(stderr, "nnmask-predict: --json and --csv exclude each other\n");
         return -1;
     }
     if (!o->n_images) {
@@ -128,6 +147,11 @@ static char **load_labels(const char *path) {
     }
     text[len] = 0;
     char **lab = calloc(N_CLASSES + 2, sizeof *lab);
+    if (!lab) {
+        free(text);
+        nn_set_error("%s: out of memory", path);
+        return NULL;
+    }
     int n = 0;
     for (char *p = text; *p && n <= N_CLASSES;) {
         char *nl = strchr(p, '\n');
@@ -219,6 +243,123 @@ static int run_imagenet(const opts *o) {
     return failed ? 1 : 0;
 }
 
+/* ---- classifier mode (--model M without --imagenet) ---- */
+
+static int cmp_path(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Appends path (a file) or the files under it (a folder, recursively, sorted). */
+static void expand(const char *path, char ***list, int *n, int *cap) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) goto as_file;
+        char **sub = NULL;
+        int ns = 0, cs = 0;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.') continue;
+            if (ns == cs) sub = realloc(sub, (size_t)(cs = cs ? 2 * cs : 64) * sizeof *sub);
+            size_t len = strlen(path) + strlen(e->d_name) + 2;
+            sub[ns] = malloc(len);
+            snprintf(sub[ns++], len, "%s/%s", path, e->d_name);
+        }
+        closedir(d);
+        qsort(sub, (size_t)ns, sizeof *sub, cmp_path);
+        for (int i = 0; i < ns; i++) {
+            expand(sub[i], list, n, cap);
+            free(sub[i]);
+        }
+        free(sub);
+        return;
+    }
+as_file:
+    if (*n == *cap) *list = realloc(*list, (size_t)(*cap = *cap ? 2 * *cap : 64) * sizeof **list);
+    (*list)[(*n)++] = strdup(path);
+}
+
+static int run_classifier(const opts *o) {
+    nn_classifier *c = nn_classifier_load(o->model);
+    if (!c || nn_classifier_prepare(c, 16)) {
+        fprintf(stderr, "nnmask-predict: %s\n", nn_error());
+        nn_classifier_free(c);
+        return 2;
+    }
+    char **files = NULL;
+    int nf = 0, cap = 0, failed = 0;
+    for (int i = 0; i < o->n_images; i++) expand(o->images[i], &files, &nf, &cap);
+    const int K = c->n_classes, B = 16;
+    nn_image imgs[16];
+    int idx[16];
+    float probs[16 * NN_CLF_MAX_CLASSES];
+    cJSON *arr = o->json ? cJSON_CreateArray() : NULL;
+    if (o->csv) {
+        printf("path,label,probability");
+        for (int k = 0; k < K; k++) printf(",p_%s", c->classes[k]);
+        printf("\n");
+    }
+    for (int i0 = 0; i0 < nf;) {
+        int b = 0;
+        for (; i0 < nf && b < B; i0++) {
+            if (nn_image_load(&imgs[b], files[i0])) {
+                fprintf(stderr, "nnmask-predict: %s\n", nn_error());
+                failed++;
+                continue;
+            }
+            idx[b++] = i0;
+        }
+        if (!b) continue;
+        int r = nn_classifier_predict(c, imgs, b, probs);
+        for (int j = 0; j < b; j++) nn_image_free(&imgs[j]);
+        if (r) {
+            fprintf(stderr, "nnmask-predict: %s\n", nn_error());
+            failed += b;
+            continue;
+        }
+        for (int j = 0; j < b; j++) {
+            const float *p = probs + (size_t)j * K;
+            int k = nn_classifier_decide(c, p);
+            const char *path = files[idx[j]];
+            if (arr) {
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddStringToObject(e, "path", path);
+                cJSON_AddStringToObject(e, "label", c->classes[k]);
+                cJSON_AddNumberToObject(e, "probability", p[k]);
+                cJSON *pc = cJSON_AddObjectToObject(e, "probabilities");
+                for (int q = 0; q < K; q++) cJSON_AddNumberToObject(pc, c->classes[q], p[q]);
+                cJSON_AddItemToArray(arr, e);
+            } else if (o->csv) {
+                int quote = strpbrk(path, ",\"\n") != NULL;
+                if (quote) {
+                    putchar('"');
+                    for (const char *s = path; *s; s++) {
+                        if (*s == '"') putchar('"');
+                        putchar(*s);
+                    }
+                    putchar('"');
+                } else {
+                    fputs(path, stdout);
+                }
+                printf(",%s,%.6f", c->classes[k], (double)p[k]);
+                for (int q = 0; q < K; q++) printf(",%.6f", (double)p[q]);
+                printf("\n");
+            } else {
+                printf("%s %s %.4f\n", path, c->classes[k], (double)p[k]);
+            }
+        }
+        fflush(stdout);
+    }
+    if (arr) {
+        char *s = cJSON_Print(arr);
+        printf("%s\n", s);
+        free(s);
+        cJSON_Delete(arr);
+    }
+    for (int i = 0; i < nf; i++) free(files[i]);
+    free(files);
+    nn_classifier_free(c);
+    return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     opts o;
     if (parse(&o, argc, argv)) {
@@ -227,7 +368,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     nn_threads_set(o.threads);
-    int rc = run_imagenet(&o);
+    int rc = o.imagenet ? run_imagenet(&o) : run_classifier(&o);
     free(o.images);
     return rc;
 }

@@ -52,9 +52,10 @@ void nn_threads_set(int n) {
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
-    /* OpenBLAS runs inside our serial regions only; give it the same team
-     * size so the two never run at once with 2n threads. */
-    openblas_set_num_threads(n);
+    /* One thread pool only: OpenBLAS stays single-threaded and nn__sgemm
+     * (layers/conv2d.c) splits large products over the OpenMP team, so idle
+     * OpenBLAS threads never spin against OpenMP's on the same cores. */
+    openblas_set_num_threads(1);
 }
 
 int nn_threads_get(void) {

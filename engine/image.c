@@ -1,5 +1,6 @@
 /* image.c — 8-bit RGB images: loading JPEG/PNG/BMP/GIF (stb_image) and WebP
- * (libwebp) with strict checks, resizing and cropping (stb_image_resize), PNG/JPEG writing. */
+ * (libwebp) with strict checks, resizing and cropping (stb_image_resize), PNG (stb) and
+ * JPEG (libjpeg-turbo) writing. */
 
 #include "nnmask.h"
 
@@ -9,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <jpeglib.h>
+#include <setjmp.h>
 #include <webp/decode.h>
 
 /* stb is compiled here, static, so that only the formats we accept exist
@@ -506,20 +509,61 @@ static int check_image(const nn_image *img, const char *what) {
     return 0;
 }
 
+/* libjpeg errors: longjmp back with the message instead of exit(). */
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jb;
+    char msg[JMSG_LENGTH_MAX];
+} jpeg_err;
+
+static void jpeg_err_exit(j_common_ptr c) {
+    jpeg_err *e = (jpeg_err *)c->err;
+    c->err->format_message(c, e->msg);
+    longjmp(e->jb, 1);
+}
+
+static void jpeg_err_quiet(j_common_ptr c, int level) {
+    (void)c;
+    (void)level;
+}
+
+/* stb_image_write's JPEG encoder has undefined behaviour (signed shift
+ * overflow, seen by UBSan) and only two chroma modes; libjpeg-turbo it is. */
 int nn_image_encode_jpeg(const nn_image *img, int quality, uint8_t **out, size_t *len) {
     *out = NULL;
     *len = 0;
     if (check_image(img, "nn_image_encode_jpeg")) return -1;
-    if (quality <= 0) quality = 95;
-    if (quality > 100) quality = 100;
-    membuf m = {0};
-    int ok = stbi_write_jpg_to_func(membuf_put, &m, img->w, img->h, 3, img->rgb, quality);
-    if (!ok || m.oom || m.len == 0) {
-        free(m.data);
-        return nn_set_error("JPEG encoding of a %dx%d image failed", img->w, img->h);
+    const int q = quality <= 0 ? 95 : quality > 100 ? 100 : quality;
+    struct jpeg_compress_struct ci;
+    jpeg_err err;
+    unsigned char *mem = NULL;
+    unsigned long mlen = 0;
+    ci.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = jpeg_err_exit;
+    err.pub.emit_message = jpeg_err_quiet;
+    if (setjmp(err.jb)) {
+        jpeg_destroy_compress(&ci);
+        free(mem);
+        return nn_set_error("JPEG encoding of a %dx%d image failed: %s", img->w, img->h, err.msg);
     }
-    *out = m.data;
-    *len = m.len;
+    jpeg_create_compress(&ci);
+    jpeg_mem_dest(&ci, &mem, &mlen);
+    ci.image_width = (JDIMENSION)img->w;
+    ci.image_height = (JDIMENSION)img->h;
+    ci.input_components = 3;
+    ci.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, q, TRUE);
+    if (q >= 90) ci.comp_info[0].h_samp_factor = ci.comp_info[0].v_samp_factor = 1; /* 4:4:4 */
+    jpeg_start_compress(&ci, TRUE);
+    while (ci.next_scanline < ci.image_height) {
+        JSAMPROW row = img->rgb + (size_t)ci.next_scanline * img->w * 3;
+        jpeg_write_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    *out = mem;
+    *len = mlen;
     return 0;
 }
 

@@ -43,8 +43,9 @@
  *     and leave a message in nn_error(); the message names the file or the
  *     tensor. Programming errors (shape mismatches) call nn_fatal().
  *
- *  6. Threads: nn_threads_set(n) sets both the OpenMP team and OpenBLAS, so
- *     the two never oversubscribe the cores. Random numbers come from a
+ *  6. Threads: nn_threads_set(n) sizes the OpenMP team and keeps OpenBLAS
+ *     single-threaded; large GEMMs are split over the OpenMP team by the
+ *     layers, so the two thread pools never fight over the cores. Random numbers come from a
  *     seeded nn_rng, so a run with the same seed is reproducible.
  * ---------------------------------------------------------------------------
  */
@@ -334,8 +335,8 @@ void nn_draw_face(nn_image *img, float x0, float y0, float x1, float y1,
                   const char *label, nn_rgb c);
 
 /* ===== image I/O additions (appended by the file-formats helper) ======== */
-/* In-memory JPEG (stb_image_write, 4:2:0 at quality <= 90), e.g. for JPEG
- * re-compression augmentation. quality 1..100 (<= 0: 95). *out is malloc'd;
+/* In-memory JPEG (libjpeg-turbo; chroma 4:2:0 below quality 90, 4:4:4 from
+ * 90), e.g. for JPEG re-compression augmentation. quality 1..100 (<= 0: 95). *out is malloc'd;
  * free() it. Decode with nn_image_load_memory(). */
 int nn_image_encode_jpeg(const nn_image *img, int quality, uint8_t **out, size_t *len);
 

@@ -228,12 +228,12 @@ static int st_parse(nn_st *st) {
     }
     cJSON_Delete(root);
     /* Sort by name (nn_st_find is a binary search) and refuse duplicates. */
-    qsort(st->t, (size_t)st->n, sizeof *st->t, entry_cmp);
+    if (st->n > 1) qsort(st->t, (size_t)st->n, sizeof *st->t, entry_cmp);
     for (int i = 1; i < st->n; i++)
         if (!strcmp(st->t[i - 1].name, st->t[i].name))
             return nn_set_error("%s: tensor '%s' appears twice", f, st->t[i].name);
     for (int i = 0; i < st->n_meta; i++) st->meta_order[i] = i;
-    qsort_r(st->meta_order, (size_t)st->n_meta, sizeof(int), meta_cmp, st->meta_k);
+    if (st->n_meta > 1) qsort_r(st->meta_order, (size_t)st->n_meta, sizeof(int), meta_cmp, st->meta_k);
     for (int i = 1; i < st->n_meta; i++)
         if (!strcmp(st->meta_k[st->meta_order[i - 1]], st->meta_k[st->meta_order[i]]))
             return nn_set_error("%s: __metadata__ key '%s' appears twice", f,

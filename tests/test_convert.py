@@ -250,6 +250,13 @@ def test_shared(tmp):
     check(np.array_equal(t["block13.project.weight"], w), "real block13 project")
     hw = np.load(os.path.join(src, "imagenet_head", "logits_weights_1001x1280_f32.npy"))
     check(np.array_equal(t["logits.weight"], hw.T), "real logits transposed to [1280,1001]")
+    # imagenet_head/ is used by default; --no-imagenet-head leaves it out
+    rc, err = run_converter(src, "-o", out)
+    t, meta, _ = read_st(out)
+    check(rc == 0 and "logits.weight" in t and meta.get("num_classes") == "1001", "default head")
+    rc, err = run_converter(src, "--no-imagenet-head", "-o", out)
+    t, meta, _ = read_st(out)
+    check(rc == 0 and "logits.weight" not in t and "num_classes" not in meta, "--no-imagenet-head")
 
 
 def main():

@@ -10,8 +10,9 @@
             same faces through libavformat/libavcodec.
   window    the SDL2 window under Xvfb: after N frames the screenshot of the
             window has box pixels of the right colour where the faces are
-            (also with a wider window: pillarbox bars), --alert works
-            without an audio device.
+            (also with a wider window: pillarbox bars), --alert shows its
+            banner without an audio device, and (when libXtst is there) the
+            keys work: s saves a screenshot, space pauses/resumes, q quits.
 
 Usage: test_live.py MODE NNMASK_LIVE LIVE_MAKE_MODEL. Needs $NNMASK_SHARED
 (photos, UltraFace ONNX) for headless/window, else exit 77 (skip).

@@ -63,7 +63,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="nnmask-predict-") as tmp:
         models = os.path.join(tmp, "models")
         p = subprocess.run([sys.executable, os.path.join(SRC, "weights", "convert_mobilenetv2.py"),
-                            "-q", WEIGHTS, "--imagenet-head", os.path.join(WEIGHTS, "imagenet_head")],
+                            "-q", WEIGHTS],   # imagenet_head/ is picked up by default
                            env=dict(os.environ, NNMASK_MODELS=models), capture_output=True, text=True)
         check(p.returncode == 0, "convert: %s" % p.stderr)
         model = os.path.join(models, "mobilenet_v2_1.0_224.safetensors")
@@ -111,7 +111,7 @@ def main():
         # a backbone-only model has no head
         nohead = os.path.join(tmp, "nohead.safetensors")
         subprocess.run([sys.executable, os.path.join(SRC, "weights", "convert_mobilenetv2.py"),
-                        "-q", WEIGHTS, "-o", nohead], check=True)
+                        "-q", "--no-imagenet-head", WEIGHTS, "-o", nohead], check=True)
         p4 = subprocess.run([exe, "--imagenet", "--model", nohead, imgs[0]],
                             capture_output=True, text=True)
         check(p4.returncode == 2 and "logits.weight" in p4.stderr, "no head: %r" % p4.stderr)

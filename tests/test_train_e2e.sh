@@ -4,11 +4,12 @@
 # output written, nnmask-eval --json, kill -9 mid-epoch + --resume giving the
 # same model as an uninterrupted run, and (when the ImageNet backbone can be had)
 # an accuracy far above chance.
-# usage: test_train_e2e.sh MAKE_FACES NNMASK_TRAIN NNMASK_EVAL
+# usage: test_train_e2e.sh MAKE_FACES NNMASK_TRAIN NNMASK_EVAL NNMASK_PREDICT
 set -u
 MAKE_FACES=$1
 TRAIN=$2
 EVAL=$3
+PREDICT=$4
 T=$(mktemp -d /tmp/nnmask-e2e.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 pass=0
@@ -85,12 +86,25 @@ check "[ $? -eq 0 ]" "nnmask-eval failed: $(cat "$T/eval.err")"
 for k in accuracy precision recall f1 auc per_class confusion; do
     check "grep -q '\"$k\"' '$T/eval.json'" "eval --json lacks $k"
 done
-accA=$(sed -n 's/.*"accuracy":[ ]*\([0-9.e-]*\).*/\1/p' "$T/runA/metrics.json" | head -1)
+accA=$(sed -n 's/.*"accuracy":[[:space:]]*\([0-9.e-]*\).*/\1/p' "$T/runA/metrics.json" | head -1)
 accE=$(sed -n 's/^{"n":[0-9]*,"accuracy":\([0-9.e-]*\).*/\1/p' "$T/eval.json")
 check "[ -n '$accA' ] && [ '$accA' = '$accE' ]" "eval accuracy '$accE' differs from training's test accuracy '$accA'"
 "$EVAL" --model "$T/runA/model.safetensors" --data "$T/faces" --out "$T/evalout" > "$T/eval2.out" 2> "$T/eval2.err"
 check "[ $? -ne 0 ] && grep -q broken.jpg '$T/eval2.err'" "eval on a folder with a broken image should fail naming it"
 check "[ -s '$T/evalout/metrics.json' ] && [ -s '$T/evalout/roc.png' ] && grep -q 'macro avg' '$T/eval2.out'" "eval --out outputs"
+
+# ---- nnmask-predict --model: one line per readable image, the broken one on stderr, exit 1
+"$PREDICT" --model "$T/runA/model.safetensors" "$T/faces" > "$T/pred.out" 2> "$T/pred.err"
+rc=$?
+n_img=$(find "$T/faces" -type f | wc -l)
+check "[ $rc -ne 0 ] && grep -q broken.jpg '$T/pred.err'" "predict: broken image not reported (rc $rc)"
+check "[ \$(wc -l < '$T/pred.out') -eq $((n_img - 1)) ]" "predict: expected $((n_img - 1)) lines"
+check "grep -q '^$T/faces/with_mask/with_mask_000.jpg with_mask\\|^$T/faces/with_mask/with_mask_000.jpg without_mask' '$T/pred.out'" \
+    "predict line format: $(head -1 "$T/pred.out")"
+"$PREDICT" --model "$T/runA/model.safetensors" --json "$T/faces/without_mask" > "$T/pred.json" 2> /dev/null
+check "[ $? -eq 0 ] && grep -q '\"probability\"' '$T/pred.json'" "predict --json"
+"$PREDICT" --model "$T/runA/model.safetensors" --csv "$T/faces/without_mask/without_mask_001.png" > "$T/pred.csv"
+check "head -1 '$T/pred.csv' | grep -q '^path,label,probability,p_with_mask,p_without_mask' && [ \$(wc -l < '$T/pred.csv') -eq 2 ]" "predict --csv"
 
 # ---- kill -9 in the middle of an epoch, then --resume: same final model
 sed -e "s#dir = $T/runA#dir = $T/runB#" -e "s/epochs = 3/epochs = 4/" "$T/base.ini" > "$T/b.ini"
@@ -111,8 +125,9 @@ else
     echo "note: the first run B ended before the kill" >&2
 fi
 check "cmp -s '$T/runB/model.safetensors' '$T/runC/model.safetensors'" "resumed model differs from the uninterrupted one"
-check "cut -d, -f1-6 '$T/runB/history.csv' | cmp -s - \"\$(cut -d, -f1-6 '$T/runC/history.csv' > '$T/hc'; echo '$T/hc')\"" \
-    "resumed history differs"
+cut -d, -f1-6 "$T/runB/history.csv" > "$T/hb"
+cut -d, -f1-6 "$T/runC/history.csv" > "$T/hc"
+check "cmp -s '$T/hb' '$T/hc'" "resumed history differs: $(diff "$T/hb" "$T/hc")"
 check "cmp -s '$T/runB/split.csv' '$T/runC/split.csv'" "split differs"
 
 # ---- accuracy with the ImageNet backbone (when it can be had)
@@ -127,7 +142,7 @@ if [ -n "$W" ]; then
     "$TRAIN" "$T/base.ini" output.dir="$T/runI" model.backbone="$W" model.alpha=1.0 augment.enabled=false \
         train.epochs=8 train.lr=1e-3 > "$T/runI.out" 2>&1
     check "[ $? -eq 0 ]" "ImageNet run failed: $(tail -3 "$T/runI.out")"
-    acc=$(sed -n 's/.*"accuracy":[ ]*\([0-9.e-]*\).*/\1/p' "$T/runI/metrics.json" | head -1)
+    acc=$(sed -n 's/.*"accuracy":[[:space:]]*\([0-9.e-]*\).*/\1/p' "$T/runI/metrics.json" | head -1)
     check "awk 'BEGIN{exit !($acc >= 0.9)}'" "ImageNet-backbone test accuracy $acc < 0.9 (chance 0.5)"
     echo "ImageNet backbone: $(grep 'test (' "$T/runI.out")"
 else

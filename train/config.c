@@ -29,7 +29,7 @@ typedef struct {
 #define O(f) offsetof(nn_config, f)
 static const key_def keys[] = {
     {"data", "dir", T_PATHS, O(dirs), O(n_dirs), 0, 0, "", NULL, "class-folder roots (DIR/<class>/image files), comma separated"},
-    {"data", "annotations", T_PATHS, O(csv), O(n_csv), 0, 0, "", NULL, "CSV files image,width,height,label,xmin,ymin,xmax,ymax (images next to the CSV)"},
+    {"data", "annotations", T_PATHS, O(csv), O(n_csv), 0, 0, "", NULL, "CSV files image,width,height,label,xmin,ymin,xmax,ymax (images next to the CSV or in its images/ or photos/)"},
     {"data", "voc", T_PATHS, O(voc), O(n_voc), 0, 0, "", NULL, "Pascal VOC folders (annotations/*.xml + images/)"},
     {"data", "classes", T_CLASSES, O(classes), O(n_classes), 0, 0, "with_mask, without_mask", NULL, "class names (folder names / labels); 2 = sigmoid, more = softmax"},
     {"data", "split", T_SPLIT, O(split), 0, 0, 0, "0.8, 0.1, 0.1", NULL, "train, validation, test fractions"},

@@ -300,8 +300,15 @@ static int scan_csv(nn_dataset *ds, const char *csv, int source, int min_face) {
             fclose(f);
             return nn_set_error("%s:%d: expected image,width,height,label,xmin,ymin,xmax,ymax", csv, lineno);
         }
+        /* the image next to the CSV, or in its images/ or photos/ folder */
         char path[2048];
-        snprintf(path, sizeof path, "%s/%s", dir, fl[0]);
+        static const char *sub[3] = {"", "images/", "photos/"};
+        for (int k = 0; k < 3; k++) {
+            struct stat st;
+            snprintf(path, sizeof path, "%s/%s%s", dir, sub[k], fl[0]);
+            if (stat(path, &st) == 0) break;
+            if (k == 2) snprintf(path, sizeof path, "%s/%s", dir, fl[0]);
+        }
         add_face(ds, path, fl[3], b[0], b[1], b[2], b[3], source, min_face, &s);
     }
     fclose(f);

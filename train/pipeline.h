@@ -19,6 +19,11 @@
  * "mask_weared_incorrect" count as unmasked).
  * Buffers for max_faces crops are sized once; a frame allocates only the
  * temporary crop images.
+ *
+ * Timing end to end, as nnmask-live does it (--stats): reading/decoding a
+ * frame (apps/live/source.h, meson dependency live_sources_dep in
+ * apps/meson.build: nn_source_open() + s->read()), nn_pipeline_run(),
+ * nn_pipeline_draw(); nn_pipeline_timing() splits the last two by stage.
  */
 #ifndef NN_PIPELINE_H
 #define NN_PIPELINE_H

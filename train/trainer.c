@@ -862,7 +862,6 @@ static int run_epoch(trainer *t, int epoch, nn_head_ws *ws, float *pooled, float
             nn_mnv2_zero_grad(t->clf->backbone);
             nn_mnv2_train_backward(t->clf->backbone, dpooled, cnt);
         }
-        if (slot >= 0) loader_release(&L, b);
         lr = lr_at(t, t->step, epoch, nb);
         t->step++;
         opt_step(t, lr);
@@ -870,6 +869,7 @@ static int run_epoch(trainer *t, int epoch, nn_head_ws *ws, float *pooled, float
         for (int j = 0; j < cnt; j++)
             correct += nn_predict_class(probs + (size_t)j * t->clf->n_classes, t->clf->n_classes, 0.5f) == labels[j];
         seen += cnt;
+        if (slot >= 0) loader_release(&L, b); /* labels read above: only now may the slot refill */
         double el = now_s() - t0;
         if (tty && (el - last_print > 0.25 || b == nb - 1)) {
             last_print = el;

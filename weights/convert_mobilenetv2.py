@@ -17,7 +17,9 @@ layers/mobilenetv2.h, written atomically (temp file + rename). Default:
 
 ImageNet head: the nnmask head is the 1001-way TF-slim layer (row 0 =
 "background"). --imagenet-head DIR adds it from a folder holding
-*weights*.npy ([1001,C] or [C,1001]) and *biases*.npy ([1001]). A Keras file
+*weights*.npy ([1001,C] or [C,1001]) and *biases*.npy ([1001]); an .npy
+source folder's own imagenet_head/ subfolder is used by default
+(--no-imagenet-head leaves it out). A Keras file
 with top has a 1000-way "Logits" layer without the background class: it is
 written as 1001 rows whose row 0 has zero weights and bias -1e4, so the
 softmax gives "background" probability 0 and the 1000 other probabilities
@@ -389,10 +391,16 @@ def main(argv=None):
     ap.add_argument("--size", type=int, help="input size (default: from the name)")
     ap.add_argument("--imagenet-head", metavar="DIR",
                     help="add the 1001-way logits from DIR (*weights*.npy, *biases*.npy)")
+    ap.add_argument("--no-imagenet-head", action="store_true",
+                    help="do not add SOURCE/imagenet_head/ (used by default when present)")
     ap.add_argument("-q", "--quiet", action="store_true")
     a = ap.parse_args(argv)
+    head = a.imagenet_head
+    auto = os.path.join(a.source, "imagenet_head")
+    if head is None and not a.no_imagenet_head and os.path.isdir(auto):
+        head = auto
     try:
-        convert(a.source, a.output, a.alpha, a.size, a.imagenet_head, a.quiet)
+        convert(a.source, a.output, a.alpha, a.size, head, a.quiet)
     except ConvertError as e:
         print("convert_mobilenetv2: error: %s" % e, file=sys.stderr)
         return 1
