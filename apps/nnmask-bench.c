@@ -1045,7 +1045,7 @@ int main(int argc, char **argv) {
         bench_clock = CLOCK_PROCESS_CPUTIME_ID;
     }
     nn_threads_set(o.threads);
-    if (o.peak <= 0) o.peak = bench_fma_peak(o.threads, &o.isa);
+    if (o.peak <= 0) o.peak = bench_fma_peak(o.threads, &o.isa, o.cpu_clock);
     else o.isa = __builtin_cpu_supports("avx512f") ? "AVX-512" : "AVX2";
     if (!o.child && !o.json) {
         printf("nnmask-bench: %d thread(s), FMA peak %.1f GFLOP/s (%s loop), OpenBLAS %s, %d loops\n",

@@ -24,8 +24,8 @@ static void usage(FILE *f) {
         "  --out DIR          write annotated copies into DIR (green: mask, red: none)\n"
         "  --json             {\"image\": PATH, \"faces\": [{\"box\": [x0,y0,x1,y1], \"score\": S,\n"
         "                     \"label\": CLASS, \"probability\": P}, ...]} per image\n"
-        "  --detector FILE    converted UltraFace detector; default $NNMASK_DETECTOR or\n"
-        "                     weights/ultraface-slim-320.safetensors\n"
+        "  --detector FILE    converted UltraFace detector; default $NNMASK_DETECTOR,\n"
+        "                     models/ or weights/ultraface-slim-320.safetensors\n"
         "  --threshold T      face score threshold (default 0.6)\n"
         "  --nms-iou U        non-maximum suppression overlap (default 0.3)\n"
         "  --det-size N       detector input long side, aspect kept (default 320)\n"
@@ -97,7 +97,11 @@ static char **collect(char **args, int n, int *count) {
 static const char *default_detector(void) {
     const char *env = getenv("NNMASK_DETECTOR");
     if (env && *env) return env;
-    return "weights/ultraface-slim-320.safetensors";
+    static const char *cands[] = {"models/ultraface-slim-320.safetensors",
+                                  "weights/ultraface-slim-320.safetensors"};
+    for (size_t i = 0; i < sizeof cands / sizeof *cands; i++)
+        if (access(cands[i], R_OK) == 0) return cands[i];
+    return cands[0];
 }
 
 static double round_to(double v, double q) { return round(v / q) * q; }

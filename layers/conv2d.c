@@ -2,6 +2,7 @@
  * input, KxK through im2col + GEMM (OpenBLAS), fused bias + activation. */
 
 #include "layers_internal.h"
+#include "gemm_pw.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -172,8 +173,8 @@ void nn_conv2d_forward(nn_tensor *out, const nn_tensor *in, const float *w, cons
     const int N = in->n, cin = in->c, cout = out->c;
     if (nn__conv_is_pointwise(g)) {
         int M = N * g->in_h * g->in_w;
-        nn__sgemm(0, 0, M, cout, cin, in->data, cin, w, cout, 0.f, out->data, cout);
-        nn__bias_act(out->data, (size_t)M, cout, b, act);
+        /* bias + activation fused into nnmask's own thin-GEMM micro-kernels */
+        nn__gemm_pw(out->data, cout, in->data, cin, w, cout, b, NULL, 0, M, cin, cout, act);
         return;
     }
     if (!scratch) nn_fatal("nn_conv2d_forward: scratch is NULL for a %dx%d conv", g->kh, g->kw);
@@ -183,8 +184,7 @@ void nn_conv2d_forward(nn_tensor *out, const nn_tensor *in, const float *w, cons
         int nimg = N - i0 < chunk ? N - i0 : chunk;
         im2col(scratch, in->data + (size_t)i0 * g->in_h * g->in_w * cin, nimg, g, cin);
         float *o = out->data + (size_t)i0 * pix * cout;
-        nn__sgemm(0, 0, nimg * pix, cout, K, scratch, K, w, cout, 0.f, o, cout);
-        nn__bias_act(o, (size_t)nimg * pix, cout, b, act);
+        nn__gemm_pw(o, cout, scratch, K, w, cout, b, NULL, 0, nimg * pix, K, cout, act);
     }
 }
 

@@ -2,6 +2,7 @@
  * direct kernels vectorised over channels, a bounds-check-free 3x3 interior. */
 
 #include "layers_internal.h"
+#include "dwconv_simd.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -46,6 +47,7 @@ void nn_dwconv2d_forward(nn_tensor *out, const nn_tensor *in, const float *w, co
     nn_tensor_check(in, -1, g->in_h, g->in_w, -1, "nn_dwconv2d_forward: in");
     nn_tensor_check(out, in->n, g->out_h, g->out_w, in->c, "nn_dwconv2d_forward: out");
     if (!w) nn_fatal("nn_dwconv2d_forward: weight is NULL");
+    if (nn__dwconv3x3_forward(out, in, w, b, g, act) == 0) return; /* AVX-512/AVX2 3x3 */
     const int C = in->c, H = g->in_h, W = g->in_w, OH = g->out_h, OW = g->out_w;
     const int KH = g->kh, KW = g->kw;
     const int is3 = KH == 3 && KW == 3 && g->dil_h == 1 && g->dil_w == 1;

@@ -40,6 +40,49 @@ typedef struct {
 /* ------------------------------------------------------------- AVX-512 */
 #define T512 __attribute__((target("avx512f,avx2,fma")))
 
+/* Output pixels ow..ow+3 (all interior) of one 16-channel block; input
+ * column iw0 = ow*S - pad_l; S (1 or 2) a constant after inlining. */
+T512 static inline __attribute__((always_inline)) void
+quad512(const float *p0, const float *p1, const float *p2, float *o, const __m512 *w, __m512 bias,
+        __mmask16 m, int ow, int iw0, int C, const int S, nn_act act) {
+    __m512 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+    const float *rows[3] = {p0, p1, p2};
+#pragma GCC unroll 3
+    for (int kh = 0; kh < 3; kh++) {
+        const float *p = rows[kh] + (size_t)iw0 * C;
+        __m512 x[3 * 3 + 3];
+#pragma GCC unroll 9
+        for (int j = 0; j < 3 * S + 3; j++) x[j] = _mm512_maskz_loadu_ps(m, p + (size_t)j * C);
+        const __m512 wa = w[kh * 3], wb = w[kh * 3 + 1], wc = w[kh * 3 + 2];
+        a0 = _mm512_fmadd_ps(x[0], wa, a0);
+        a1 = _mm512_fmadd_ps(x[S], wa, a1);
+        a2 = _mm512_fmadd_ps(x[2 * S], wa, a2);
+        a3 = _mm512_fmadd_ps(x[3 * S], wa, a3);
+        a0 = _mm512_fmadd_ps(x[1], wb, a0);
+        a1 = _mm512_fmadd_ps(x[S + 1], wb, a1);
+        a2 = _mm512_fmadd_ps(x[2 * S + 1], wb, a2);
+        a3 = _mm512_fmadd_ps(x[3 * S + 1], wb, a3);
+        a0 = _mm512_fmadd_ps(x[2], wc, a0);
+        a1 = _mm512_fmadd_ps(x[S + 2], wc, a1);
+        a2 = _mm512_fmadd_ps(x[2 * S + 2], wc, a2);
+        a3 = _mm512_fmadd_ps(x[3 * S + 2], wc, a3);
+    }
+    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.f);
+    if (act != NN_ACT_NONE) {
+        a0 = _mm512_max_ps(a0, zero), a1 = _mm512_max_ps(a1, zero);
+        a2 = _mm512_max_ps(a2, zero), a3 = _mm512_max_ps(a3, zero);
+    }
+    if (act == NN_ACT_RELU6) {
+        a0 = _mm512_min_ps(a0, six), a1 = _mm512_min_ps(a1, six);
+        a2 = _mm512_min_ps(a2, six), a3 = _mm512_min_ps(a3, six);
+    }
+    float *d = o + (size_t)ow * C;
+    _mm512_mask_storeu_ps(d, m, a0);
+    _mm512_mask_storeu_ps(d + C, m, a1);
+    _mm512_mask_storeu_ps(d + 2 * (size_t)C, m, a2);
+    _mm512_mask_storeu_ps(d + 3 * (size_t)C, m, a3);
+}
+
 T512 static void row512(const dw_row *r) {
     const int C = r->C, W = r->W, OW = r->OW, sw = r->sw, pl = r->pl;
     const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.f);
@@ -55,7 +98,16 @@ T512 static void row512(const dw_row *r) {
         const __m512 bias = r->b ? _mm512_maskz_loadu_ps(m, r->b + c0) : zero;
         const float *p0 = r->rows[0] + c0, *p1 = r->rows[1] + c0, *p2 = r->rows[2] + c0;
         float *o = r->out + c0;
+        /* interior, 4 output pixels at a time: each input vector is loaded
+         * once per row and used by every output that reads it; 4 chains */
+        int q = lo;
+        if (sw == 1)
+            for (; q + 4 <= hi; q += 4) quad512(p0, p1, p2, o, w, bias, m, q, q - pl, C, 1, r->act);
+        else if (sw == 2)
+            for (; q + 4 <= hi; q += 4) quad512(p0, p1, p2, o, w, bias, m, q, 2 * q - pl, C, 2, r->act);
         for (int ow = 0; ow < OW; ow++) {
+            if (ow == lo && q > lo) ow = q; /* the quads did [lo, q) */
+            if (ow >= OW) break;
             const int iw0 = ow * sw - pl;
             __m512 acc = bias;
             if (ow >= lo && ow < hi) {

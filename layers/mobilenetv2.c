@@ -2,6 +2,7 @@
  * rounding, parameter/gradient/activation arenas, weight I/O, folded inference, unfolded training. */
 
 #include "mobilenetv2.h"
+#include "irb_fused.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ typedef struct {
     float *gw, *ggamma, *gbeta; /* gradients (trainable stages only) */
     float *pre, *out;         /* training: conv output (BN input), unit output */
     float *bmean, *brstd;     /* training: batch statistics saved for backward */
+    float *fw, *fb;           /* BN folded into the conv (cached, see fold_all) */
 } mnv2_unit;
 
 typedef struct {
@@ -62,10 +64,18 @@ struct nn_mnv2 {
     float *tpooled;
     float *g[3];              /* rotating gradient buffers */
     float *gbase;
-    /* one scratch: im2col (forward and backward), then one folded conv */
+    /* one scratch: im2col (forward and backward) */
     nn_arena scratch;
     size_t scratch_floats;
-    float *col, *fw, *fb;
+    float *col;
+    /* folded weights of every unit, refolded when the parameters may have
+     * changed (load, training calls); the fused inverted-residual blocks */
+    nn_arena fold;
+    int fold_dirty;
+    nn_irb irb[NN_MNV2_STAGES];
+    nn_arena irb_arena;
+    float *irb_scr;
+    int irb_threads;
 };
 
 enum { BA, BB, BE, BD };
@@ -128,6 +138,7 @@ nn_mnv2 *nn_mnv2_new(float alpha, int input_size, int with_logits) {
     m->size = input_size;
     m->with_logits = with_logits != 0;
     m->eps = 1e-3f;
+    m->fold_dirty = 1;
     m->train_from = NN_MNV2_STAGES;
 
     /* stage 0: stem */
@@ -220,6 +231,8 @@ void nn_mnv2_free(nn_mnv2 *m) {
     nn_arena_free(&m->tact);
     nn_arena_free(&m->grads);
     nn_arena_free(&m->scratch);
+    nn_arena_free(&m->fold);
+    nn_arena_free(&m->irb_arena);
     free(m);
 }
 
@@ -252,6 +265,7 @@ static int read_tensor(const nn_st *st, const char *prefix, const char *unit, co
 
 int nn_mnv2_load(nn_mnv2 *m, const nn_st *st, const char *prefix) {
     if (!prefix) prefix = "";
+    m->fold_dirty = 1;
     for (int i = 0; i < NN_MNV2_STAGES; i++)
         for (int k = 0; k < m->st[i].nu; k++) {
             mnv2_unit *u = &m->st[i].u[k];
@@ -372,16 +386,63 @@ int nn_mnv2_save(const nn_mnv2 *m, nn_st_writer *w, const char *prefix) {
 }
 
 /* ---- folding ----------------------------------------------------------------- */
-/* The folded pass folds each conv's BN into a copy of its weights right
- * before the conv runs (m->fw, m->fb in the scratch arena): one conv's worth
- * of memory instead of a second copy of the network (the cost, ~2.3M
- * multiplies at alpha 1, is ~1% of a 224x224 forward), and the folded
- * weights can never be stale after the parameters change. */
-static void fold_unit(nn_mnv2 *m, const mnv2_unit *u) {
-    memcpy(m->fw, u->w, u->wn * sizeof(float));
-    memset(m->fb, 0, (size_t)u->cout * sizeof(float));
-    nn_batchnorm_fold(m->fw, m->fb, u->wn / (size_t)u->cout, u->cout, u->gamma, u->beta, u->mean,
-                      u->var, m->eps);
+/* The folded pass runs on a cached copy of the weights with BN folded in
+ * (one more copy of the network, 9 MB at alpha 1): folding on every pass
+ * cost ~25% of a batch-1 forward. The copy is refreshed whenever the
+ * parameters may have changed since: after nn_mnv2_load, and after any
+ * training call (train_forward, trainable, zero_grad), since the optimizer
+ * writes the parameters in between. */
+static void fold_all(nn_mnv2 *m) {
+    if (!m->fold.base) {
+        size_t total = 0;
+        for (int i = 0; i < NN_MNV2_STAGES; i++)
+            for (int k = 0; k < m->st[i].nu; k++)
+                total += m->st[i].u[k].wn + (size_t)m->st[i].u[k].cout + 32;
+        if (nn_arena_init(&m->fold, "mobilenetv2 folded weights", total * sizeof(float) + 64) != 0)
+            nn_fatal("mobilenetv2: out of memory for the folded weights");
+        for (int i = 0; i < NN_MNV2_STAGES; i++)
+            for (int k = 0; k < m->st[i].nu; k++) {
+                mnv2_unit *u = &m->st[i].u[k];
+                u->fw = nn_arena_alloc(&m->fold, u->wn * sizeof(float));
+                u->fb = nn_arena_alloc(&m->fold, (size_t)u->cout * sizeof(float));
+            }
+    }
+    for (int i = 0; i < NN_MNV2_STAGES; i++) {
+        mnv2_stage *s = &m->st[i];
+        for (int k = 0; k < s->nu; k++) {
+            mnv2_unit *u = &s->u[k];
+            memcpy(u->fw, u->w, u->wn * sizeof(float));
+            memset(u->fb, 0, (size_t)u->cout * sizeof(float));
+            nn_batchnorm_fold(u->fw, u->fb, u->wn / (size_t)u->cout, u->cout, u->gamma, u->beta,
+                              u->mean, u->var, m->eps);
+        }
+        if (s->nu < 2) continue;
+        /* inverted residual: [expand] -> depthwise -> project (+ input) */
+        const mnv2_unit *e = s->nu == 3 ? &s->u[0] : NULL, *d = &s->u[s->nu - 2],
+                        *pj = &s->u[s->nu - 1];
+        m->irb[i] = (nn_irb){.cin = s->in_c, .ce = d->cout, .cout = pj->cout,
+                             .we = e ? e->fw : NULL, .be = e ? e->fb : NULL, .wd = d->fw,
+                             .bd = d->fb, .wp = pj->fw, .bp = pj->fb, .residual = s->residual,
+                             .g = d->g};
+    }
+    m->fold_dirty = 0;
+}
+
+/* The fused blocks' scratch for the current thread count. */
+static void ensure_irb(nn_mnv2 *m) {
+    int nt = nn_threads_get();
+    if (m->irb_arena.base && nt <= m->irb_threads) return;
+    size_t need = 0;
+    for (int i = 0; i < NN_MNV2_STAGES; i++)
+        if (m->st[i].nu >= 2) {
+            size_t f = nn__irb_scratch_floats(&m->irb[i], nt);
+            if (f > need) need = f;
+        }
+    nn_arena_free(&m->irb_arena);
+    if (nn_arena_init(&m->irb_arena, "mobilenetv2 block scratch", need * sizeof(float) + 64) != 0)
+        nn_fatal("mobilenetv2: out of memory for %zu block scratch floats", need);
+    m->irb_scr = nn_arena_alloc(&m->irb_arena, need * sizeof(float));
+    m->irb_threads = nt;
 }
 
 /* ---- buffer sizing ------------------------------------------------------------ */
@@ -407,25 +468,22 @@ static void folded_sizes(const nn_mnv2 *m, int from, int to, size_t cap[4]) {
 }
 
 static void ensure_scratch(nn_mnv2 *m, int max_batch) {
-    size_t need = 0, fold = 0, foldc = 0;
+    size_t need = 0;
+    fold_all(m);
+    ensure_irb(m);
     for (int i = 0; i < NN_MNV2_STAGES; i++)
         for (int k = 0; k < m->st[i].nu; k++) {
             const mnv2_unit *u = &m->st[i].u[k];
-            if (u->wn > fold) fold = u->wn;
-            if ((size_t)u->cout > foldc) foldc = (size_t)u->cout;
             if (u->kind != U_CONV) continue;
             size_t s = nn_conv2d_scratch_floats(&u->g, max_batch, u->cin);
             if (s > need) need = s;
         }
     if (m->scratch.base && need <= m->scratch_floats) return;
     nn_arena_free(&m->scratch);
-    size_t total = need + fold + foldc;
-    if (nn_arena_init(&m->scratch, "mobilenetv2 scratch", total * sizeof(float) + 3 * 64) != 0)
-        nn_fatal("mobilenetv2: out of memory for %zu scratch floats", total);
+    if (nn_arena_init(&m->scratch, "mobilenetv2 scratch", need * sizeof(float) + 64) != 0)
+        nn_fatal("mobilenetv2: out of memory for %zu scratch floats", need);
     m->scratch_floats = need;
     m->col = need ? nn_arena_alloc(&m->scratch, need * sizeof(float)) : NULL;
-    m->fw = nn_arena_alloc(&m->scratch, fold * sizeof(float));
-    m->fb = nn_arena_alloc(&m->scratch, foldc * sizeof(float));
 }
 
 /* ---- folded (inference) pass ------------------------------------------------- */
@@ -433,16 +491,16 @@ static void ensure_scratch(nn_mnv2 *m, int max_batch) {
 /* BN folded into the conv, activation fused. */
 static void unit_forward_folded(nn_mnv2 *m, const mnv2_unit *u, nn_tensor *out,
                                 const nn_tensor *in) {
-    fold_unit(m, u);
     if (u->kind == U_DW)
-        nn_dwconv2d_forward(out, in, m->fw, m->fb, &u->g, u->act);
+        nn_dwconv2d_forward(out, in, u->fw, u->fb, &u->g, u->act);
     else
-        nn_conv2d_forward(out, in, m->fw, m->fb, &u->g, u->act, m->col);
+        nn_conv2d_forward(out, in, u->fw, u->fb, &u->g, u->act, m->col);
 }
 
 /* Runs stages [from, to) folded on x (n images); buf = {A, B, E, D}. Returns
  * the output view (in A, B, or E for the last stage). */
 static nn_tensor run_folded(nn_mnv2 *m, int from, int to, const nn_tensor *x, int n, float **buf) {
+    if (m->fold_dirty) fold_all(m);
     nn_tensor cur = *x;
     int ab = BA;   /* the buffer that receives the next block output */
     for (int i = from; i < to; i++) {
@@ -454,17 +512,11 @@ static nn_tensor run_folded(nn_mnv2 *m, int from, int to, const nn_tensor *x, in
             if (i != 18) ab = ab == BA ? BB : BA;
             continue;
         }
-        /* inverted residual: [expand -> E] -> depthwise -> D -> project -> A|B (+ input) */
-        nn_tensor h = cur;
-        for (int k = 0; k < s->nu; k++) {
-            mnv2_unit *u = &s->u[k];
-            float *dst = k == s->nu - 1 ? buf[ab] : buf[u->kind == U_DW ? BD : BE];
-            nn_tensor out = view(dst, n, u->g.out_h, u->cout);
-            unit_forward_folded(m, u, &out, &h);
-            h = out;
-        }
-        if (s->residual) nn_add_forward(&h, &h, &cur);
-        cur = h;
+        /* inverted residual, fused: expand, depthwise, project (+ input) per
+         * strip of rows; the expanded rows never leave the block's scratch */
+        nn_tensor out = view(buf[ab], n, s->out_hw, s->out_c);
+        nn__irb_forward(&m->irb[i], out.data, cur.data, n, m->irb_scr, m->irb_threads);
+        cur = out;
         ab = ab == BA ? BB : BA;
     }
     return cur;
@@ -475,6 +527,10 @@ int nn_mnv2_prepare_infer(nn_mnv2 *m, int max_batch) {
     ensure_scratch(m, max_batch);
     size_t cap[4];
     folded_sizes(m, 0, NN_MNV2_STAGES, cap);
+    /* the fused blocks keep their expanded/depthwise rows in their own
+     * scratch: E holds only the last conv's output, D is unused */
+    cap[BE] = (size_t)m->st[18].out_hw * m->st[18].out_hw * m->st[18].out_c;
+    cap[BD] = 0;
     size_t total = 0;
     for (int b = 0; b < 4; b++) total += cap[b] * max_batch;
     total += (size_t)m->feat_c * max_batch;
@@ -632,6 +688,7 @@ void nn_mnv2_train_forward(nn_mnv2 *m, const float *x, int n, float *pooled) {
     nn_tensor p = view(m->tpooled, n, 1, m->feat_c);
     nn_gap_forward(&p, &f);
     if (pooled) memcpy(pooled, p.data, (size_t)n * m->feat_c * sizeof(float));
+    m->fold_dirty = 1;   /* an optimizer step is likely to follow */
 }
 
 /* dy holds the gradient of the unit output (overwritten); tmp receives the
@@ -691,6 +748,7 @@ void nn_mnv2_train_backward(nn_mnv2 *m, const float *dpooled, int n) {
 }
 
 size_t nn_mnv2_trainable(nn_mnv2 *m, float **params, float **grads) {
+    m->fold_dirty = 1;   /* the caller may write the parameters */
     if (!m->train_batch || m->train_from >= NN_MNV2_STAGES) {
         if (params) *params = NULL;
         if (grads) *grads = NULL;

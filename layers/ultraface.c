@@ -70,6 +70,10 @@ void nn_uf_opts_default(nn_uf_opts *o) {
     o->iou_threshold = 0.3f;
     o->candidates = 200;
     o->fit = NN_UF_RESIZE;
+    o->adjust[0] = 0.02f;
+    o->adjust[1] = 0.125f;
+    o->adjust[2] = 1.04f;
+    o->adjust[3] = 0.91f;
 }
 
 /* ---------------------------------------------------------------- priors -- */
@@ -734,6 +738,15 @@ int nn_uf_detect(nn_uf *d, const nn_image *frame, const nn_uf_opts *o, nn_uf_box
     int n = 0;
     for (int i = 0; i < kept; i++) {
         nn_uf_box b = d->cand[i];
+        float w = b.x1 - b.x0, h = b.y1 - b.y0;
+        float cx = 0.5f * (b.x0 + b.x1) + o->adjust[0] * w;
+        float cy = 0.5f * (b.y0 + b.y1) + o->adjust[1] * h;
+        w *= o->adjust[2];
+        h *= o->adjust[3];
+        b.x0 = cx - 0.5f * w;
+        b.x1 = cx + 0.5f * w;
+        b.y0 = cy - 0.5f * h;
+        b.y1 = cy + 0.5f * h;
         b.x0 = clampf((b.x0 * d->in_w - d->map_ox) / d->map_sx, 0.f, (float)frame->w);
         b.x1 = clampf((b.x1 * d->in_w - d->map_ox) / d->map_sx, 0.f, (float)frame->w);
         b.y0 = clampf((b.y0 * d->in_h - d->map_oy) / d->map_sy, 0.f, (float)frame->h);

@@ -21,7 +21,8 @@
  *      cx = (i + .5) / fw, w = min_size / in_w, clamped to [0,1].
  *      decode: cx = px + dx*0.1*pw, w = pw*exp(dw*0.2) (same for y, h).
  *   4. keep score > threshold, at most the 200 best candidates, greedy NMS
- *      at IoU 0.3, map to frame pixels and clip to the frame.
+ *      at IoU 0.3, adjust the box convention (nn_uf_opts.adjust), map to
+ *      frame pixels and clip to the frame.
  * Memory: one arena for parameters, one for activations (reused between
  * tensors whose lifetimes do not overlap), sized when the input size is set;
  * nothing is allocated per frame.
@@ -40,6 +41,14 @@ typedef struct {
     float iou_threshold;     /* NMS overlap (default 0.3) */
     int candidates;          /* best boxes kept before NMS (default 200) */
     nn_uf_fit fit;           /* default NN_UF_RESIZE */
+    /* Box convention: every kept box (cx, cy, w, h) becomes (cx + dx*w,
+     * cy + dy*h, w*sw, h*sh) with adjust = {dx, dy, sw, sh}. UltraFace learnt
+     * WIDER FACE boxes (forehead included); annotated mask photos (andrewmvd,
+     * what the classifier's face crops are cut from) box eyebrows to chin,
+     * mask included. Default {0.02, 0.125, 1.04, 0.91}: the median offsets of
+     * 988 slim-320 detections from their annotations on the street photos
+     * that are not in data/photos. {0, 0, 1, 1} gives the raw boxes. */
+    float adjust[4];
 } nn_uf_opts;
 
 typedef struct {

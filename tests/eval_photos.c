@@ -88,6 +88,7 @@ typedef struct {
     int fixed_w, fixed_h;   /* or a fixed input size (detector only) */
     nn_uf_fit fit;
     float threshold;
+    int raw_boxes;          /* no box-convention adjustment */
 } setting;
 
 typedef struct {
@@ -118,6 +119,10 @@ static int evaluate(const gt_set *gs, const char *dir, const setting *st, result
     po.max_faces = MAX_FACES;
     po.det.score_threshold = st->threshold;
     po.det.fit = st->fit;
+    if (st->raw_boxes) {
+        po.det.adjust[0] = po.det.adjust[1] = 0.f;
+        po.det.adjust[2] = po.det.adjust[3] = 1.f;
+    }
     if (st->long_side) po.det_long_side = st->long_side;
     nn_pipeline *pipe = NULL;
     nn_uf *det = NULL;
@@ -210,10 +215,10 @@ static void print_result(const setting *st, const char *variant, const result *r
     char size[32];
     if (st->fixed_w) snprintf(size, sizeof size, "fixed %dx%d", st->fixed_w, st->fixed_h);
     else snprintf(size, sizeof size, "long %d", st->long_side);
-    printf("%-5s %-15s %-9s thr %.2f: recall %5.1f%% (%d/%d), precision %5.1f%% (%d/%d), "
+    printf("%-5s %-15s %-9s %s thr %.2f: recall %5.1f%% (%d/%d), precision %5.1f%% (%d/%d), "
            "small-face recall %5.1f%% (%d/%d), %.1f ms/image",
            variant, size, st->fit == NN_UF_LETTERBOX ? "letterbox" : "resize",
-           (double)st->threshold, 100.0 * r->tp / (r->gt ? r->gt : 1), r->tp, r->gt,
+           st->raw_boxes ? "raw" : "adj", (double)st->threshold, 100.0 * r->tp / (r->gt ? r->gt : 1), r->tp, r->gt,
            100.0 * r->tp / (r->det ? r->det : 1), r->tp, r->det,
            100.0 * r->tp_small / (r->gt_small ? r->gt_small : 1), r->tp_small, r->gt_small,
            1e3 * r->seconds / (r->images ? r->images : 1));
@@ -252,6 +257,7 @@ static void usage(void) {
             "  --fit resize|letterbox   --threshold T (default 0.6)\n"
             "  --min-recall R --min-precision P --min-mask-accuracy A   (fractions; assert)\n"
             "  --sweep             try several settings, print a table\n"
+            "  --raw-boxes         UltraFace's own boxes (no box-convention adjustment)\n"
             "  --verbose           per image counts\n");
 }
 
@@ -298,6 +304,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--min-mask-accuracy")) { NEXT(); min_mask = atof(v); }
         else if (!strcmp(a, "--sweep")) sweep = 1;
         else if (!strcmp(a, "--verbose")) verbose = 1;
+        else if (!strcmp(a, "--raw-boxes")) st.raw_boxes = 1;
         else { usage(); return 2; }
 #undef NEXT
     }

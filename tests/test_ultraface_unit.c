@@ -268,11 +268,19 @@ static void test_synthetic(void) {
     nn_uf_opts o;
     nn_uf_opts_default(&o);
     nn_uf_box f[16];
-
-    /* A: native size, square on cells (10..11, 5..6): four 10 px faces */
+    /* the default box convention: shifted down 12.5% of the height, 4% wider, 9% shorter */
     nn_image img;
     square_frame(&img, 320, 240, 80, 40, 16);
     int n = nn_uf_detect(d, &img, &o, f, 16);
+    CHECK(n == 4 && near_box(&f[0], 79.0f, 40.7f, 89.4f, 49.8f, 1e-3f),
+          "adjusted box 0: %g %g %g %g", f[0].x0, f[0].y0, f[0].x1, f[0].y1);
+    nn_image_free(&img);
+    o.adjust[0] = o.adjust[1] = 0.f;
+    o.adjust[2] = o.adjust[3] = 1.f;
+
+    /* A: native size, square on cells (10..11, 5..6): four 10 px faces */
+    square_frame(&img, 320, 240, 80, 40, 16);
+    n = nn_uf_detect(d, &img, &o, f, 16);
     CHECK(n == 4, "A: %d faces, want 4", n);
     float want_s = 1.f / (1.f + expf(-10.f));
     if (n == 4) {

@@ -1,5 +1,6 @@
-/* pipeline.c — the per-frame face-mask pipeline shared by nnmask-live and
- * nnmask-bench: detect -> crop -> classify (one batch) -> draw, timed. */
+/* pipeline.c — the per-frame face-mask pipeline of nnmask-live, nnmask-detect
+ * and nnmask-bench: detect -> crop -> classify (one batch) -> draw, timed. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,8 +157,14 @@ int nn_pipeline_run(nn_pipeline *p, const nn_image *frame) {
     if (n > p->opts.max_faces) n = p->opts.max_faces;
     double t1 = now_s();
     p->timing.detect_s = t1 - t0;
+    int kept = 0;
     for (int i = 0; i < n; i++) {
-        nn_pipe_face *f = &p->faces[i];
+        const nn_uf_box *b = &p->boxes[i];
+        /* a box clipped to (almost) nothing at the frame edge is no face */
+        if (!(isfinite(b->x0) && isfinite(b->y0) && isfinite(b->x1) && isfinite(b->y1)) ||
+            !(b->x1 - b->x0 >= 2.0f && b->y1 - b->y0 >= 2.0f))
+            continue;
+        nn_pipe_face *f = &p->faces[kept++];
         f->x0 = p->boxes[i].x0;
         f->y0 = p->boxes[i].y0;
         f->x1 = p->boxes[i].x1;
@@ -168,6 +175,7 @@ int nn_pipeline_run(nn_pipeline *p, const nn_image *frame) {
         f->prob = -1.0f;
         f->masked = -1;
     }
+    n = kept;
     p->n_faces = n;
     p->timing.faces = n;
     if (p->clf && n > 0 && classify_faces(p, frame, n)) {

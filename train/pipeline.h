@@ -1,7 +1,8 @@
 /* pipeline.h — one video frame through nnmask: find the faces (UltraFace),
  * cut each out with the one crop policy (nn_face_crop), classify all crops
  * in one batch, and draw boxes and labels. nnmask-live runs it on every
- * frame; nnmask-bench times it (nn_pipeline_timing()).
+ * frame, nnmask-detect on every photo; nnmask-bench times it
+ * (nn_pipeline_timing()).
  *
  *   nn_pipe_opts o; nn_pipe_opts_default(&o);
  *   o.detector = "weights/ultraface-slim-320.safetensors";

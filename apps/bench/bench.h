@@ -5,8 +5,9 @@
 
 #include "nnmask.h"
 
-/* Median GFLOP/s of a short FMA loop on `threads` threads; *isa names the
- * instruction set used ("AVX-512" or "AVX2"). */
-double bench_fma_peak(int threads, const char **isa);
+/* Best GFLOP/s of a short FMA loop on `threads` threads (of 4 trials after
+ * a warm-up); *isa names the instruction set used ("AVX-512" or "AVX2").
+ * cpu_clock: rate over each thread's CPU time (for a busy machine). */
+double bench_fma_peak(int threads, const char **isa, int cpu_clock);
 
 #endif
