@@ -999,6 +999,7 @@ static void model_rows(opts *o, const char *self) {
             fprintf(stderr, "nnmask-bench: model row %s (batch %d) failed\n", rows[i].row, B);
             o->failures++;
         }
+        o->rows++;
     }
 }
 

@@ -1156,9 +1156,12 @@ int nn_train_run(const nn_config *c, int resume) {
     }
     static const char *mode_nm[3] = {"frozen backbone, features computed once",
                                      "frozen backbone, augmented batches", "fine-tuning"};
-    printf("model: MobileNetV2 alpha %g, input %d, %s (trainable stages %d..18, %zu backbone + %zu head "
+    char stages[48];
+    if (t->train_from >= NN_MNV2_STAGES) snprintf(stages, sizeof stages, "backbone frozen");
+    else snprintf(stages, sizeof stages, "stages %d..18 trainable", t->train_from);
+    printf("model: MobileNetV2 alpha %g, input %d, %s (%s, %zu backbone + %zu head "
            "parameters), head Dense(%d) ReLU + Dropout(%g) + %s; %s\n",
-           (double)c->alpha, t->S, c->backbone, t->train_from, t->bb_n, hp, c->head_units, (double)c->dropout,
+           (double)c->alpha, t->S, c->backbone, stages, t->bb_n, hp, c->head_units, (double)c->dropout,
            t->clf->outs == 1 ? "Dense(1) sigmoid" : "Dense(K) softmax", mode_nm[t->mode]);
     printf("train: %d epochs, batch %d, %s lr %g (%s), %d compute threads, %d loader thread%s\n", c->epochs, t->B,
            c->optimizer == NN_OPT_ADAM ? "adam" : "sgd", (double)c->lr,
