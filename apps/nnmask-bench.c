@@ -9,6 +9,12 @@
 #ifdef NN_BENCH_HAVE_MNV2
 #include "mobilenetv2.h"
 #endif
+#ifdef NN_BENCH_HAVE_UF
+#include "ultraface.h"
+#endif
+#ifdef NN_BENCH_HAVE_PIPELINE
+#include "pipeline.h"
+#endif
 
 #include <cblas.h>
 #include <malloc.h>
@@ -25,7 +31,7 @@
 /* ---------------------------------------------------------------- options */
 typedef struct {
     int threads, loops, json, batch, batch_set, child, list, cpu_clock;
-    const char *filter, *model, *weights;
+    const char *filter, *model, *weights, *detector, *classifier, *frame;
     double peak; /* GFLOP/s of the FMA loop on `threads` threads */
     const char *isa;
     int failures, rows;
@@ -44,8 +50,14 @@ static void usage(FILE *f) {
           "  --filter S   only rows whose name contains S\n"
           "  --json       one JSON object per row on stdout\n"
           "  --model M    only the whole-model row M: mobilenetv2, mobilenetv2_train_frozen,\n"
-          "               mobilenetv2_train_full\n"
+          "               mobilenetv2_train_full, ultraface, live\n"
           "  --weights F  MobileNetV2 weights for the model rows (default: random)\n"
+          "  --detector D converted UltraFace weights for the ultraface and live rows\n"
+          "               (default: $NNMASK_DETECTOR, else ultraface-slim-320.safetensors\n"
+          "               in $NNMASK_MODELS, models/ or weights/; rows skipped without)\n"
+          "  --classifier C  mask classifier for the live row (default: none)\n"
+          "  --frame IMG  the live row's frame (default: a street photo of\n"
+          "               $NNMASK_SHARED/data/photos, else a random 640x480 frame)\n"
           "  --list       print the row names and exit\n"
           "  --cpu-clock  time with the process CPU clock instead of the wall clock\n"
           "               (on a busy machine, with --threads 1 only)\n",
@@ -935,23 +947,137 @@ static int bench_mnv2(opts *o, int mode, int B) {
 }
 #endif
 
+/* ---- the face detector and the live pipeline (one frame) ---- */
+static const char *find_detector(const opts *o, char *buf, size_t cap) {
+    if (o->detector) return o->detector;
+    const char *e = getenv("NNMASK_DETECTOR");
+    if (e && *e) return e;
+    const char *dirs[3] = {getenv("NNMASK_MODELS"), "models", "weights"};
+    for (int i = 0; i < 3; i++) {
+        if (!dirs[i] || !*dirs[i]) continue;
+        snprintf(buf, cap, "%s/ultraface-slim-320.safetensors", dirs[i]);
+        if (access(buf, R_OK) == 0) return buf;
+    }
+    return NULL;
+}
+
+#ifdef NN_BENCH_HAVE_UF
+static void uf_fwd(void *p) { nn_uf_forward((nn_uf *)p); }
+
+static int bench_uf(opts *o) {
+    char buf[1024];
+    const char *path = find_detector(o, buf, sizeof buf);
+    if (!path) {
+        fprintf(stderr, "nnmask-bench: ultraface: no detector weights (--detector); row skipped\n");
+        return 0;
+    }
+    nn_uf *d = nn_uf_load(path);
+    if (!d || nn_uf_set_input_size(d, 320, 240)) {
+        fprintf(stderr, "nnmask-bench: ultraface: %s\n", nn_error());
+        nn_uf_free(d);
+        return -1;
+    }
+    nn_rng r;
+    nn_rng_seed(&r, 9);
+    float *in = nn_uf_input(d);
+    for (size_t i = 0; i < (size_t)320 * 240 * 3; i++) in[i] = nn_rng_range(&r, -1, 1);
+    check ck = {0};
+    malloc_trim(0);
+    stats st = time_fn(uf_fwd, d, o->loops, 1);
+    char shape[96];
+    snprintf(shape, sizeof shape, "%s 320x240", nn_uf_variant(d));
+    row_out(o, "model", "ultraface_forward", shape, 1, 0, st, ck, peak_rss_mb());
+    nn_uf_free(d);
+    return 0;
+}
+#endif
+
+#ifdef NN_BENCH_HAVE_PIPELINE
+typedef struct {
+    nn_pipeline *p;
+    nn_image frame, canvas;
+} live_ctx;
+
+static void live_fn(void *v) {
+    live_ctx *c = v;
+    if (nn_pipeline_run(c->p, &c->frame) < 0) nn_fatal("nnmask-bench: live: %s", nn_error());
+    memcpy(c->canvas.rgb, c->frame.rgb, (size_t)c->frame.w * c->frame.h * 3);
+    nn_pipeline_draw(c->p, &c->canvas);
+}
+
+static int bench_live(opts *o) {
+    char buf[1024], fbuf_[1024];
+    const char *det = find_detector(o, buf, sizeof buf);
+    if (!det) {
+        fprintf(stderr, "nnmask-bench: live: no detector weights (--detector); row skipped\n");
+        return 0;
+    }
+    nn_pipe_opts po;
+    nn_pipe_opts_default(&po);
+    po.detector = det;
+    po.classifier = o->classifier;
+    live_ctx c = {0};
+    c.p = nn_pipeline_new(&po);
+    if (!c.p) {
+        fprintf(stderr, "nnmask-bench: live: %s\n", nn_error());
+        return -1;
+    }
+    const char *fp = o->frame;
+    if (!fp) {
+        const char *sh = getenv("NNMASK_SHARED");
+        snprintf(fbuf_, sizeof fbuf_, "%s/data/photos/andrewmvd_maksssksksss0.jpg", sh && *sh ? sh : "../shared");
+        if (access(fbuf_, R_OK) == 0) fp = fbuf_;
+    }
+    nn_image src = {0};
+    int have = fp && nn_image_load(&src, fp) == 0;
+    if (fp && !have) fprintf(stderr, "nnmask-bench: live: %s (random frame instead)\n", nn_error());
+    if (nn_image_alloc(&c.frame, 640, 480) || nn_image_alloc(&c.canvas, 640, 480)) return -1;
+    if (have) {
+        nn_image_free(&c.frame);
+        if (nn_image_resize(&c.frame, &src, 640, 480)) return -1;
+        nn_image_free(&src);
+    } else {
+        nn_rng r;
+        nn_rng_seed(&r, 4);
+        for (size_t i = 0; i < (size_t)640 * 480 * 3; i++) c.frame.rgb[i] = (uint8_t)nn_rng_int(&r, 256);
+    }
+    check ck = {0};
+    malloc_trim(0);
+    stats st = time_fn(live_fn, &c, o->loops, 1);
+    int nf = 0;
+    nn_pipeline_faces(c.p, &nf);
+    char shape[96];
+    snprintf(shape, sizeof shape, "640x480 %d faces%s", nf, o->classifier ? " +classifier" : "");
+    row_out(o, "model", "live_frame", shape, 1, 0, st, ck, peak_rss_mb());
+    nn_pipeline_free(c.p);
+    nn_image_free(&c.frame);
+    nn_image_free(&c.canvas);
+    return 0;
+}
+#endif
+
 static const char *const model_names[] = {"mobilenetv2", "mobilenetv2_train_frozen",
-                                          "mobilenetv2_train_full"};
-#define N_MODELS 3
+                                          "mobilenetv2_train_full", "ultraface", "live"};
+#define N_MODELS 5
 
 /* Runs one model row in this process (peak RSS is this process's). */
 static int model_row(opts *o, const char *model, int B) {
+    (void)B;
 #ifdef NN_BENCH_HAVE_MNV2
-    for (int i = 0; i < N_MODELS; i++)
+    for (int i = 0; i < 3; i++)
         if (!strcmp(model, model_names[i])) return bench_mnv2(o, i, B);
-#else
-    (void)B, (void)o;
+#endif
+#ifdef NN_BENCH_HAVE_UF
+    if (!strcmp(model, "ultraface")) return bench_uf(o);
+#endif
+#ifdef NN_BENCH_HAVE_PIPELINE
+    if (!strcmp(model, "live")) return bench_live(o);
+#endif
     for (int i = 0; i < N_MODELS; i++)
         if (!strcmp(model, model_names[i])) {
-            fprintf(stderr, "nnmask-bench: %s: MobileNetV2 is not built yet\n", model);
+            fprintf(stderr, "nnmask-bench: %s: not built in this tree yet\n", model);
             return 0;
         }
-#endif
     fprintf(stderr, "nnmask-bench: unknown model '%s'\n", model);
     return -1;
 }
@@ -965,7 +1091,9 @@ static void model_rows(opts *o, const char *self) {
     } rows[] = {{"mobilenetv2", "mobilenetv2_infer", 1},
                 {"mobilenetv2", "mobilenetv2_infer", 32},
                 {"mobilenetv2_train_frozen", "mobilenetv2_train_frozen", 32},
-                {"mobilenetv2_train_full", "mobilenetv2_train_full", 32}};
+                {"mobilenetv2_train_full", "mobilenetv2_train_full", 32},
+                {"ultraface", "ultraface_forward", 1},
+                {"live", "live_frame", 1}};
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         if (o->batch_set && i == 1) continue; /* one inference row at --batch */
         if (!want(o, rows[i].row)) continue;
@@ -975,7 +1103,7 @@ static void model_rows(opts *o, const char *self) {
         snprintf(st, sizeof st, "%d", o->threads);
         snprintf(sl, sizeof sl, "%d", o->loops);
         snprintf(sp, sizeof sp, "%.3f", o->peak);
-        const char *argv[20];
+        const char *argv[32];
         int a = 0;
         argv[a++] = self;
         argv[a++] = "--child";
@@ -987,6 +1115,9 @@ static void model_rows(opts *o, const char *self) {
         if (o->json) argv[a++] = "--json";
         if (o->cpu_clock) argv[a++] = "--cpu-clock";
         if (o->weights) argv[a++] = "--weights", argv[a++] = o->weights;
+        if (o->detector) argv[a++] = "--detector", argv[a++] = o->detector;
+        if (o->classifier) argv[a++] = "--classifier", argv[a++] = o->classifier;
+        if (o->frame) argv[a++] = "--frame", argv[a++] = o->frame;
         argv[a] = NULL;
         fflush(stdout);
         pid_t pid = fork();
@@ -1014,6 +1145,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--filter") && more) o.filter = argv[++i];
         else if (!strcmp(a, "--model") && more) o.model = argv[++i];
         else if (!strcmp(a, "--weights") && more) o.weights = argv[++i];
+        else if (!strcmp(a, "--detector") && more) o.detector = argv[++i];
+        else if (!strcmp(a, "--classifier") && more) o.classifier = argv[++i];
+        else if (!strcmp(a, "--frame") && more) o.frame = argv[++i];
         else if (!strcmp(a, "--peak") && more) o.peak = atof(argv[++i]);
         else if (!strcmp(a, "--json")) o.json = 1;
         else if (!strcmp(a, "--list")) o.list = 1;
@@ -1035,7 +1169,9 @@ int main(int argc, char **argv) {
     }
     if (o.list) {
         layer_rows(&o);
-        for (int i = 0; i < N_MODELS; i++) printf("%s\n", i == 0 ? "mobilenetv2_infer" : model_names[i]);
+        static const char *rn[N_MODELS] = {"mobilenetv2_infer", "mobilenetv2_train_frozen",
+                                           "mobilenetv2_train_full", "ultraface_forward", "live_frame"};
+        for (int i = 0; i < N_MODELS; i++) printf("%s\n", rn[i]);
         return 0;
     }
     if (o.cpu_clock) {

@@ -28,7 +28,7 @@ static void usage(FILE *f) {
         "                     models/ or weights/ultraface-slim-320.safetensors\n"
         "  --threshold T      face score threshold (default 0.6)\n"
         "  --nms-iou U        non-maximum suppression overlap (default 0.3)\n"
-        "  --det-size N       detector input long side, aspect kept (default 320)\n"
+        "  --det-size N       detector input long side, aspect kept (default 384)\n"
         "  --fit resize|letterbox  how a photo fills the detector input (default letterbox)\n"
         "  --max-faces N      faces kept per image, best first (default 256)\n"
         "  --threads N        CPU threads (default: all cores)\n"
@@ -156,7 +156,7 @@ static void out_path(char *dst, size_t cap, const char *dir, const char *in) {
 
 int main(int argc, char **argv) {
     const char *model = NULL, *detector = NULL, *out_dir = NULL;
-    int json = 0, threads = 0, det_size = 320, max_faces = 256;
+    int json = 0, threads = 0, det_size = 384, max_faces = 256;
     float threshold = 0.6f, nms_iou = 0.3f;
     nn_uf_fit fit = NN_UF_LETTERBOX;
     char **inputs = calloc((size_t)argc, sizeof *inputs);

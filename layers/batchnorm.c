@@ -4,63 +4,73 @@
 #include "layers_internal.h"
 
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define SLICE 1024 /* channels handled per elementwise pass (stack arrays) */
+#define BN_CHUNK 64 /* rows summed in float before adding to the double totals */
 
 /* Per-channel sums over `rows` rows of stride c, channels [c0, c0+nc):
  * mode 0: s1 = sum(x - k), s2 = sum((x - k)^2) with shift k = x[0]
  * mode 1: s1 = sum(y),     s2 = sum(y * (x - m) * r)   (m, r [nc], from c0)
- * Deterministic: threads own 16-channel blocks, accumulation in double. */
+ * Each thread owns a range of channels (16-aligned) and walks the rows in
+ * order (contiguous memory); float partial sums of BN_CHUNK rows are added
+ * in double. A channel's sum does not depend on the thread count. */
 static void bn_reduce(double *s1, double *s2, const float *x, const float *y, const float *m,
                       const float *r, size_t rows, int c, int c0, int nc, int mode) {
-    int nblk = (nc + 15) / 16;
-#pragma omp parallel for schedule(static) if (rows * (size_t)nc > NN_PAR_MIN && nblk > 1)
-    for (int bk = 0; bk < nblk; bk++) {
-        int j0 = c0 + bk * 16, nj = c0 + nc - j0 < 16 ? c0 + nc - j0 : 16;
-        double a[16] = {0}, q[16] = {0};
-        float k[16] = {0}, mm[16] = {0}, rr[16] = {0};
-        for (int j = 0; j < nj; j++) {
-            if (mode == 0) k[j] = x[j0 + j];
-            else {
-                mm[j] = m[j0 - c0 + j];
-                rr[j] = r[j0 - c0 + j];
+    const int nblk = (nc + 15) / 16;
+    int nt = 1;
+#ifdef _OPENMP
+    if (rows * (size_t)nc > NN_PAR_MIN) nt = omp_get_max_threads();
+#endif
+    if (nt > nblk) nt = nblk;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        const int ja = nblk * tid / nt * 16, jb0 = nblk * (tid + 1) / nt * 16;
+        const int jb = jb0 < nc ? jb0 : nc, w = jb - ja;
+        double a[SLICE], q[SLICE];
+        float fa[SLICE], fq[SLICE], k[SLICE], mm[SLICE], rr[SLICE];
+        for (int j = 0; j < w; j++) {
+            a[j] = q[j] = 0;
+            k[j] = mode == 0 ? x[c0 + ja + j] : 0.f;
+            mm[j] = mode == 0 ? 0.f : m[ja + j];
+            rr[j] = mode == 0 ? 0.f : r[ja + j];
+        }
+        for (size_t i0 = 0; i0 < rows; i0 += BN_CHUNK) {
+            const size_t i1 = rows - i0 < BN_CHUNK ? rows : i0 + BN_CHUNK;
+            for (int j = 0; j < w; j++) fa[j] = fq[j] = 0.f;
+            if (mode == 0) {
+                for (size_t i = i0; i < i1; i++) {
+                    const float *restrict p = x + i * c + c0 + ja;
+                    for (int j = 0; j < w; j++) {
+                        float d = p[j] - k[j];
+                        fa[j] += d;
+                        fq[j] += d * d;
+                    }
+                }
+            } else {
+                for (size_t i = i0; i < i1; i++) {
+                    const float *restrict p = x + i * c + c0 + ja;
+                    const float *restrict g = y + i * c + c0 + ja;
+                    for (int j = 0; j < w; j++) {
+                        fa[j] += g[j];
+                        fq[j] += g[j] * ((p[j] - mm[j]) * rr[j]);
+                    }
+                }
+            }
+            for (int j = 0; j < w; j++) {
+                a[j] += fa[j];
+                q[j] += fq[j];
             }
         }
-        if (mode == 0) {
-            for (size_t i = 0; i < rows; i++) {
-                const float *restrict p = x + i * c + j0;
-                if (nj == 16)
-                    for (int j = 0; j < 16; j++) {
-                        double d = (double)(p[j] - k[j]);
-                        a[j] += d;
-                        q[j] += d * d;
-                    }
-                else
-                    for (int j = 0; j < nj; j++) {
-                        double d = (double)(p[j] - k[j]);
-                        a[j] += d;
-                        q[j] += d * d;
-                    }
-            }
-        } else {
-            for (size_t i = 0; i < rows; i++) {
-                const float *restrict p = x + i * c + j0;
-                const float *restrict g = y + i * c + j0;
-                if (nj == 16)
-                    for (int j = 0; j < 16; j++) {
-                        a[j] += g[j];
-                        q[j] += (double)(g[j] * ((p[j] - mm[j]) * rr[j]));
-                    }
-                else
-                    for (int j = 0; j < nj; j++) {
-                        a[j] += g[j];
-                        q[j] += (double)(g[j] * ((p[j] - mm[j]) * rr[j]));
-                    }
-            }
-        }
-        for (int j = 0; j < nj; j++) {
-            s1[j0 - c0 + j] = a[j];
-            s2[j0 - c0 + j] = q[j];
+        for (int j = 0; j < w; j++) {
+            s1[ja + j] = a[j];
+            s2[ja + j] = q[j];
         }
     }
 }

@@ -57,7 +57,7 @@ typedef struct {
 } gemm_args;
 
 /* ------------------------------------------------------------- AVX-512 */
-#define T512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
+#define T512 __attribute__((target("avx512f,avx2,fma")))
 
 T512 static inline __attribute__((always_inline)) void
 k512(const int MR, const int NV, const gemm_args *g, int i0, int j0, int rem) {

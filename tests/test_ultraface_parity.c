@@ -88,14 +88,15 @@ static void compare_variant(const char *shared, const char *variant, int w, int 
     pargv[np++] = onnx;
     pargv[np++] = ws;
     pargv[np++] = hs;
+    for (int p = 0; p < nphotos; p++) eng_s[p] = eng_b[p] = NULL;
+    int rc = -1;
     for (int p = 0; p < nphotos; p++) {
         char img_path[1024];
         snprintf(img_path, sizeof img_path, "%s/data/photos/%s", shared, photos[p]);
         nn_image img;
-        eng_s[p] = eng_b[p] = NULL;
         if (nn_image_load(&img, img_path)) {
             CHECK(0, "%s", nn_error());
-            return;
+            goto done;
         }
         nn_uf_preprocess(d, &img, NN_UF_RESIZE);
         nn_image_free(&img);
@@ -112,7 +113,7 @@ static void compare_variant(const char *shared, const char *variant, int w, int 
         pargv[np++] = prefix[p];
     }
     pargv[np] = NULL;
-    int rc = uf_run(pargv);
+    rc = uf_run(pargv);
     CHECK(rc == 0, "%s failed (exit %d)", script, rc);
     for (int p = 0; p < nphotos && rc == 0; p++) {
         char sp[4500], bp[4500];
@@ -156,6 +157,7 @@ static void compare_variant(const char *shared, const char *variant, int w, int 
         free(rs);
         free(rb);
     }
+done:
     for (int p = 0; p < nphotos; p++) {
         free(eng_s[p]);
         free(eng_b[p]);

@@ -68,7 +68,9 @@ static const key_def keys[] = {
     {"train", "loader_threads", T_INT, O(loader_threads), 0, 1, 64, "1", NULL, "background augmentation threads"},
     {"train", "threshold", T_STR, O(threshold_class_name), 0, 0, 0, "0.5", NULL,
      "decision rule (2 classes): a probability, equal_recall, or min_recall:CLASS:R (chosen on validation)"},
+    {"train", "threshold_source", T_STR, O(threshold_source), 0, 0, 0, "all", NULL, "validation data the threshold is chosen on: all, or one source (e.g. street: the camera-like faces)"},
     {"train", "precompute", T_BOOL, O(precompute), 0, 0, 0, "true", NULL, "frozen backbone, no augmentation: compute features once"},
+    {"train", "aug_copies", T_INT, O(aug_copies), 0, 0, 1000, "0", NULL, "frozen backbone with augmentation: features of N augmented copies of each training image computed once, each epoch draws one per image (0 = augment every batch)"},
 
     {"augment", "enabled", T_BOOL, O(aug_enabled), 0, 0, 0, "true", NULL, "augment training images"},
     {"augment", "rotation", T_FLOAT, O(rotation), 0, 0, 180, "20", NULL, "rotation range, degrees"},

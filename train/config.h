@@ -72,7 +72,11 @@ typedef struct {
     int threshold_class;                     /* min_recall: class index */
     char threshold_class_name[64];
     float threshold_min_recall;
+    char threshold_source[NN_CFG_PATH];      /* validation items the threshold is chosen
+                                                on: "all" or one source's name */
     int precompute;                          /* frozen + no aug: features once */
+    int aug_copies;                          /* frozen + aug: features of K augmented
+                                                copies once (0 = augment every batch) */
 
     /* [augment] (Keras ImageDataGenerator semantics where one exists) */
     int aug_enabled;

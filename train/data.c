@@ -581,38 +581,59 @@ void nn_dataset_split(nn_dataset *ds, const float frac[3], uint64_t seed) {
             free(idx);
         }
     }
-    /* annotated faces: by photo (group), per source */
+    /* annotated faces: by photo (group), per source, stratified: photos are
+     * taken in a seeded random order and each goes to the part that most
+     * needs its faces' classes (wanted minus got, per class, relative to the
+     * class's total), so that a rare class (unmasked faces cluster in a few
+     * photos) lands in every part in proportion, not by luck. */
     for (int s = 0; s < ds->n_sources; s++) {
-        int ng = 0, nf = 0, maxg = 0;
+        int ng = 0, nf = 0, maxg = 0, K = ds->n_classes;
         for (int i = 0; i < ds->n; i++)
             if (ds->items[i].has_box && ds->items[i].source == s) {
                 nf++;
                 if (ds->items[i].group + 1 > maxg) maxg = ds->items[i].group + 1;
             }
         if (!nf) continue;
-        int *count = calloc((size_t)maxg, sizeof *count);
+        int *count = calloc((size_t)maxg * K, sizeof *count); /* [group][class] */
         int *groups = malloc((size_t)maxg * sizeof *groups);
         int *assign = malloc((size_t)maxg * sizeof *assign);
         if (!count || !groups || !assign) nn_fatal("out of memory");
+        double total[NN_CFG_MAX_CLASSES] = {0}, got[3][NN_CFG_MAX_CLASSES] = {{0}};
         for (int i = 0; i < ds->n; i++)
-            if (ds->items[i].has_box && ds->items[i].source == s) count[ds->items[i].group]++;
-        for (int g = 0; g < maxg; g++)
-            if (count[g]) groups[ng++] = g;
+            if (ds->items[i].has_box && ds->items[i].source == s) {
+                count[(size_t)ds->items[i].group * K + ds->items[i].label]++;
+                total[ds->items[i].label]++;
+            }
+        for (int g = 0; g < maxg; g++) {
+            int any = 0;
+            for (int k = 0; k < K; k++) any += count[(size_t)g * K + k];
+            if (any) groups[ng++] = g;
+        }
         nn_rng_seed(&rng, seed * 1000003ULL + 7777 + (uint64_t)s);
         nn_rng_shuffle(&rng, groups, ng);
-        double want_test = nf * (double)frac[2], want_val = nf * (double)frac[1];
-        int got_test = 0, got_val = 0;
-        for (int k = 0; k < ng; k++) {
-            int g = groups[k];
-            if (got_test < want_test - 0.5 * count[g]) {
-                assign[g] = NN_SPLIT_TEST;
-                got_test += count[g];
-            } else if (got_val < want_val - 0.5 * count[g]) {
-                assign[g] = NN_SPLIT_VAL;
-                got_val += count[g];
-            } else {
-                assign[g] = NN_SPLIT_TRAIN;
+        /* test first, then validation, then train on ties */
+        static const int order[3] = {NN_SPLIT_TEST, NN_SPLIT_VAL, NN_SPLIT_TRAIN};
+        for (int j = 0; j < ng; j++) {
+            int g = groups[j], best = NN_SPLIT_TRAIN;
+            double best_need = -INFINITY;
+            for (int o = 0; o < 3; o++) {
+                int p = order[o];
+                double need = 0;
+                for (int k = 0; k < K; k++) {
+                    int c = count[(size_t)g * K + k];
+                    if (!c || !total[k]) continue;
+                    /* fraction of the class still wanted, minus half of what
+                     * this photo adds (so a big photo does not overshoot) */
+                    need += c * ((frac[p] * total[k] - got[p][k]) - 0.5 * c) / total[k];
+                }
+                if (frac[p] <= 0) need = -INFINITY;
+                if (need > best_need + 1e-12) {
+                    best_need = need;
+                    best = p;
+                }
             }
+            assign[g] = best;
+            for (int k = 0; k < K; k++) got[best][k] += count[(size_t)g * K + k];
         }
         for (int i = 0; i < ds->n; i++)
             if (ds->items[i].has_box && ds->items[i].source == s) ds->items[i].split = assign[ds->items[i].group];

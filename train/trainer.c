@@ -17,7 +17,10 @@
 #include "metrics.h"
 #include "plot.h"
 
-enum { MODE_FEATURES, MODE_FROZEN_AUG, MODE_FINETUNE };
+/* MODE_FEATURES_AUG: frozen backbone, the features of train.aug_copies
+ * augmented copies of every training image computed once; each epoch draws
+ * one copy per image (the head then trains in milliseconds per epoch). */
+enum { MODE_FEATURES, MODE_FROZEN_AUG, MODE_FINETUNE, MODE_FEATURES_AUG };
 
 typedef struct {
     int epoch;
@@ -40,7 +43,8 @@ typedef struct {
     int n_hist, start_epoch;
     float best_val_loss;
     int best_epoch, bad_epochs;
-    float *feat[3];             /* frozen backbone: pooled features per split */
+    float *feat[3];             /* frozen backbone: pooled features per split
+                                   (train, MODE_FEATURES_AUG: [copies][n][feat]) */
     char cfg_text[65536];
     char out[NN_CFG_PATH];
 } trainer;
@@ -111,9 +115,23 @@ static int write_text(const char *path, const char *text) {
     return nn_file_write_atomic(path, text, strlen(text));
 }
 
-/* metrics over subset; returns 0 and fills m (caller frees) */
+/* Short side of an annotated face box in photo pixels (0 for folder images). */
+static float face_side(const nn_item *it) {
+    return it->has_box ? fminf(it->box[2] - it->box[0], it->box[3] - it->box[1]) : 0.0f;
+}
+
+/* metrics over subset (source -1 = all; annotated faces with a short side in
+ * [lo, hi) when lo > 0 or hi finite); returns the count, fills m when > 0
+ * (caller frees) */
+static int subset_metrics_size(nn_metrics *m, const nn_classifier *clf, const nn_dataset *ds, const float *probs,
+                               const int *ok, int split_mask, int source, float lo, float hi);
 static int subset_metrics(nn_metrics *m, const nn_classifier *clf, const nn_dataset *ds, const float *probs,
                           const int *ok, int split_mask, int source) {
+    return subset_metrics_size(m, clf, ds, probs, ok, split_mask, source, 0.0f, INFINITY);
+}
+
+static int subset_metrics_size(nn_metrics *m, const nn_classifier *clf, const nn_dataset *ds, const float *probs,
+                               const int *ok, int split_mask, int source, float lo, float hi) {
     int K = clf->n_classes, n = 0;
     float *p = malloc(((size_t)ds->n + 1) * K * sizeof(float));
     int *l = malloc(((size_t)ds->n + 1) * sizeof(int));
@@ -122,6 +140,7 @@ static int subset_metrics(nn_metrics *m, const nn_classifier *clf, const nn_data
         const nn_item *it = &ds->items[i];
         if (!(split_mask & (1 << it->split)) || (ok && !ok[i])) continue;
         if (source >= 0 && it->source != source) continue;
+        if ((lo > 0 || hi < INFINITY) && !(it->has_box && face_side(it) >= lo && face_side(it) < hi)) continue;
         memcpy(p + (size_t)n * K, probs + (size_t)i * K, K * sizeof(float));
         l[n++] = it->label;
     }
@@ -129,6 +148,59 @@ static int subset_metrics(nn_metrics *m, const nn_classifier *clf, const nn_data
     free(p);
     free(l);
     return n;
+}
+
+/* Annotated faces of source s by size (short side of the box, photo px):
+ * "faces_min<NN_EVAL_MIN_FACE>px" = full metrics of the faces at least that
+ * big, "by_size" = counts, accuracy and recall per class in size bands. */
+static void size_metrics(FILE *rf, cJSON *sj, const nn_classifier *clf, const nn_dataset *ds, const float *probs,
+                         const int *ok, int split_mask, int s, const char *title) {
+    const char(*classes)[64] = (const char(*)[64])clf->classes;
+    int boxes = 0;
+    for (int i = 0; i < ds->n && !boxes; i++)
+        boxes = ds->items[i].source == s && ds->items[i].has_box && (split_mask & (1 << ds->items[i].split));
+    if (!boxes) return;
+    nn_metrics m;
+    char key[64], t2[512];
+    snprintf(key, sizeof key, "faces_min%dpx", NN_EVAL_MIN_FACE);
+    if (subset_metrics_size(&m, clf, ds, probs, ok, split_mask, s, (float)NN_EVAL_MIN_FACE, INFINITY)) {
+        cJSON_AddItemToObject(sj, key, nn_metrics_json(&m, classes));
+        snprintf(t2, sizeof t2, "\n\n%s, source '%s', faces >= %d px: %d faces", title, ds->sources[s], NN_EVAL_MIN_FACE,
+                 m.n);
+        nn_metrics_report(rf, &m, classes, t2);
+        nn_metrics_free(&m);
+    }
+    static const float band[] = {0, 16, 24, 40, 60, 100, INFINITY};
+    int nb = (int)(sizeof band / sizeof band[0]) - 1;
+    cJSON *arr = cJSON_AddArrayToObject(sj, "by_size");
+    fprintf(rf, "\n%s, source '%s', by face size (short side of the box, px):\n  %-10s %6s %9s", title,
+            ds->sources[s], "size", "faces", "accuracy");
+    for (int k = 0; k < clf->n_classes; k++) fprintf(rf, "  recall %-14.14s (n)     ", classes[k]);
+    fprintf(rf, "\n");
+    for (int b = 0; b < nb; b++) {
+        if (!subset_metrics_size(&m, clf, ds, probs, ok, split_mask, s, band[b], band[b + 1])) continue;
+        char nm[32];
+        if (isinf(band[b + 1])) snprintf(nm, sizeof nm, ">=%d", (int)band[b]);
+        else snprintf(nm, sizeof nm, "%d-%d", (int)band[b], (int)band[b + 1]);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "size", nm);
+        cJSON_AddNumberToObject(o, "n", m.n);
+        cJSON_AddNumberToObject(o, "accuracy", m.accuracy);
+        cJSON *rc = cJSON_AddObjectToObject(o, "recall");
+        fprintf(rf, "  %-10s %6d %8.2f%%", nm, m.n, 100 * m.accuracy);
+        for (int k = 0; k < clf->n_classes; k++) {
+            if (m.support[k]) {
+                cJSON_AddNumberToObject(rc, classes[k], m.recall[k]);
+                fprintf(rf, "  %20.2f%% (%4d)", 100 * m.recall[k], m.support[k]);
+            } else {
+                cJSON_AddNullToObject(rc, classes[k]);
+                fprintf(rf, "  %21s (%4d)", "-", 0);
+            }
+        }
+        fprintf(rf, "\n");
+        cJSON_AddItemToArray(arr, o);
+        nn_metrics_free(&m);
+    }
 }
 
 int nn_eval_outputs(const char *out_dir, const nn_classifier *clf, const nn_dataset *ds,
@@ -159,17 +231,21 @@ int nn_eval_outputs(const char *out_dir, const nn_classifier *clf, const nn_data
             used[ds->items[i].source] = 1;
             n_used++;
         }
-    int rc = 0;
+    int rc = 0, any_box = 0;
     char path[1200];
-    if (n_used > 1) {
+    for (int i = 0; i < ds->n && !any_box; i++)
+        any_box = ds->items[i].has_box && (split_mask & (1 << ds->items[i].split));
+    if (n_used > 1 || any_box) { /* annotated faces: also their metrics by size */
         cJSON *srcs = cJSON_AddObjectToObject(o, "sources");
         for (int s = 0; s < ds->n_sources && s < 64; s++) {
             if (!used[s]) continue;
             nn_metrics ms;
             if (!subset_metrics(&ms, clf, ds, probs, ok, split_mask, s)) continue;
-            cJSON_AddItemToObject(srcs, ds->sources[s], nn_metrics_json(&ms, classes));
+            cJSON *sj = nn_metrics_json(&ms, classes);
+            cJSON_AddItemToObject(srcs, ds->sources[s], sj);
             snprintf(t2, sizeof t2, "\n\n%s, source '%s': %d images", title, ds->sources[s], ms.n);
             nn_metrics_report(rf, &ms, classes, t2);
+            size_metrics(rf, sj, clf, ds, probs, ok, split_mask, s, title);
             if (plots && out_dir) {
                 char nm[300], tt[300];
                 snprintf(nm, sizeof nm, "confusion_%s.png", ds->sources[s]);
@@ -700,6 +776,15 @@ static void class_weights(trainer *t) {
         int g = (c->balance_sources ? it->source : 0) * ds->n_classes + it->label;
         t->item_w[i] = cnt[g] ? (float)n / ((float)groups * cnt[g]) : 1.0f;
     }
+    /* every (source,) class group weighs n / groups in total */
+    printf("balance (%s): weight per training image of", c->balance == NN_BALANCE_WEIGHTS ? "loss weights" : "sampling");
+    for (int g = 0; g < S * ds->n_classes; g++) {
+        if (!cnt[g]) continue;
+        if (c->balance_sources) printf(" %s/%s", ds->sources[g / ds->n_classes], ds->classes[g % ds->n_classes]);
+        else printf(" %s", ds->classes[g]);
+        printf(" %.4f (%d)", (double)n / ((double)groups * cnt[g]), cnt[g]);
+    }
+    printf("\n");
     free(cnt);
 }
 
@@ -796,6 +881,43 @@ static void trainer_free(trainer *t) {
     free(t->hist);
 }
 
+/* MODE_FEATURES_AUG: feat[train] = [aug_copies][n_train][feat], copy k of
+ * the image at position p of the train split augmented with the stream
+ * (seed, k, p): the same on every run and on --resume. */
+static int augmented_features(trainer *t) {
+    int n = t->n[NN_SPLIT_TRAIN], K = t->c->aug_copies, F = t->clf->feat;
+    t->feat[NN_SPLIT_TRAIN] = malloc((size_t)K * n * F * sizeof(float));
+    if (!t->feat[NN_SPLIT_TRAIN]) nn_fatal("out of memory for %d x %d augmented features", K, n);
+    double t0 = now_s();
+    int nb = (n + t->B - 1) / t->B, tty = isatty(2);
+    for (int k = 0; k < K; k++) {
+        loader L;
+        loader_start(&L, t, k, t->idx[NN_SPLIT_TRAIN], n);
+        for (int b = 0; b < nb; b++) {
+            int s = loader_get(&L, b);
+            if (s < 0) {
+                loader_stop(&L);
+                return -1;
+            }
+            nn_mnv2_infer(t->clf->backbone, L.x[s], L.cnt[s], t->feat[NN_SPLIT_TRAIN] + ((size_t)k * n + (size_t)b * t->B) * F,
+                          NULL, NULL);
+            loader_release(&L, b);
+            if (tty) {
+                double el = now_s() - t0, done = (double)k * n + (double)(b + 1) * t->B;
+                char eta[32];
+                fmt_time(eta, sizeof eta, el / done * ((double)K * n - done));
+                fprintf(stderr, "\r  train features, augmented copy %d/%d  batch %d/%d  %.1f img/s  ETA %s\033[K", k + 1, K,
+                        b + 1, nb, done / el, eta);
+            }
+        }
+        loader_stop(&L);
+    }
+    if (tty) fprintf(stderr, "\r\033[K");
+    printf("  train: backbone features of %d augmented copies of %d images in %.1f s\n", K, n, now_s() - t0);
+    fflush(stdout);
+    return 0;
+}
+
 /* ===== the run ========================================================== */
 
 static int run_epoch(trainer *t, int epoch, nn_head_ws *ws, float *pooled, float *dpooled, hist_row *h) {
@@ -808,8 +930,11 @@ static int run_epoch(trainer *t, int epoch, nn_head_ws *ws, float *pooled, float
     nn_rng drop;
     nn_augment_rng(&drop, c->seed, epoch, -2);
     loader L;
-    int use_loader = t->mode != MODE_FEATURES;
+    int use_loader = t->mode != MODE_FEATURES && t->mode != MODE_FEATURES_AUG;
     if (use_loader) loader_start(&L, t, epoch, order, n);
+    int copies = t->mode == MODE_FEATURES_AUG ? t->c->aug_copies : 1;
+    nn_rng pick; /* which augmented copy each image shows this epoch */
+    nn_augment_rng(&pick, c->seed, epoch, -4);
     float *probs = malloc((size_t)t->B * t->clf->n_classes * sizeof(float));
     float *fb = malloc((size_t)t->B * t->clf->feat * sizeof(float));
     int *lb = malloc((size_t)t->B * sizeof(int));
@@ -829,7 +954,9 @@ static int run_epoch(trainer *t, int epoch, nn_head_ws *ws, float *pooled, float
             for (int j = 0; j < cnt; j++) {
                 int it = order[b * t->B + j];
                 /* feature rows are indexed by position in the train split */
-                memcpy(fb + (size_t)j * t->clf->feat, t->feat[NN_SPLIT_TRAIN] + (size_t)t->ds.items[it].group * t->clf->feat,
+                size_t row = (size_t)t->ds.items[it].group;
+                if (copies > 1) row += (size_t)nn_rng_int(&pick, copies) * n;
+                memcpy(fb + (size_t)j * t->clf->feat, t->feat[NN_SPLIT_TRAIN] + row * t->clf->feat,
                        t->clf->feat * sizeof(float));
                 lb[j] = t->ds.items[it].label;
                 wb[j] = t->item_w[it];
@@ -917,6 +1044,46 @@ static int validate(trainer *t, hist_row *h) {
     return 0;
 }
 
+/* predictions.csv: split,label,source,path,x0,y0,x1,y1,P(class)...,predicted
+ * for every validation and test item (error analysis, other thresholds). */
+static int write_predictions(const trainer *t, const nn_classifier *clf, const float *probs, const int *ok) {
+    const nn_dataset *ds = &t->ds;
+    int K = clf->n_classes;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return nn_set_error("predictions.csv: out of memory");
+    fprintf(f, "split,label,source,path,x0,y0,x1,y1");
+    for (int k = 0; k < K; k++) fprintf(f, ",p_%s", clf->classes[k]);
+    fprintf(f, ",predicted\n");
+    static const char *nm[3] = {"train", "val", "test"};
+    for (int i = 0; i < ds->n; i++) {
+        const nn_item *it = &ds->items[i];
+        if (it->split == NN_SPLIT_TRAIN || !ok[i]) continue;
+        fprintf(f, "%s,%s,%s,", nm[it->split], ds->classes[it->label], ds->sources[it->source]);
+        if (strpbrk(it->path, ",\"\n")) {
+            fputc('"', f);
+            for (const char *q = it->path; *q; q++) {
+                if (*q == '"') fputc('"', f);
+                fputc(*q, f);
+            }
+            fputc('"', f);
+        } else {
+            fputs(it->path, f);
+        }
+        if (it->has_box) fprintf(f, ",%.9g,%.9g,%.9g,%.9g", it->box[0], it->box[1], it->box[2], it->box[3]);
+        else fprintf(f, ",,,,");
+        for (int k = 0; k < K; k++) fprintf(f, ",%.6f", probs[(size_t)i * K + k]);
+        fprintf(f, ",%s\n", clf->classes[nn_classifier_decide(clf, probs + (size_t)i * K)]);
+    }
+    fclose(f);
+    char p[1200];
+    path_in(p, sizeof p, t->out, "predictions.csv");
+    int r = nn_file_write_atomic(p, buf, len);
+    free(buf);
+    return r;
+}
+
 static int finish_run(trainer *t, double train_seconds) {
     const nn_config *c = t->c;
     char p[1200];
@@ -963,26 +1130,55 @@ static int finish_run(trainer *t, double train_seconds) {
         free(pp);
     }
     /* decision threshold on validation */
+    int th_src = -1; /* threshold_source: -1 all validation items */
+    if (strcmp(c->threshold_source, "all")) {
+        for (int k = 0; k < ds->n_sources; k++)
+            if (!strcmp(ds->sources[k], c->threshold_source)) th_src = k;
+        if (th_src < 0) {
+            nn_classifier_free(best);
+            free(probs);
+            free(ok);
+            return nn_set_error("train.threshold_source: no data source named '%s'", c->threshold_source);
+        }
+    }
     if (K == 2 && c->threshold_rule != NN_THRESH_FIXED && t->n[NN_SPLIT_VAL]) {
-        int n = t->n[NN_SPLIT_VAL];
-        float *pv = malloc((size_t)n * 2 * sizeof(float));
-        int *lv = malloc((size_t)n * sizeof(int));
-        for (int i = 0; i < n; i++) {
-            memcpy(pv + 2 * i, probs + (size_t)t->idx[NN_SPLIT_VAL][i] * 2, 2 * sizeof(float));
-            lv[i] = ds->items[t->idx[NN_SPLIT_VAL][i]].label;
+        int n = 0;
+        float *pv = malloc((size_t)t->n[NN_SPLIT_VAL] * 2 * sizeof(float));
+        int *lv = malloc((size_t)t->n[NN_SPLIT_VAL] * sizeof(int));
+        for (int i = 0; i < t->n[NN_SPLIT_VAL]; i++) {
+            const nn_item *it = &ds->items[t->idx[NN_SPLIT_VAL][i]];
+            if (th_src >= 0 && it->source != th_src) continue;
+            memcpy(pv + 2 * n, probs + (size_t)t->idx[NN_SPLIT_VAL][i] * 2, 2 * sizeof(float));
+            lv[n++] = it->label;
+        }
+        char on[200] = "";
+        if (th_src >= 0) snprintf(on, sizeof on, " of source %.120s", ds->sources[th_src]);
+        if (!n) {
+            free(pv);
+            free(lv);
+            nn_classifier_free(best);
+            free(probs);
+            free(ok);
+            return nn_set_error("train.threshold_source: source '%s' has no validation images", c->threshold_source);
         }
         best->threshold = nn_threshold_select(pv, lv, n, c->threshold_rule, c->threshold, c->threshold_class,
                                               c->threshold_min_recall);
         if (c->threshold_rule == NN_THRESH_EQUAL_RECALL)
-            snprintf(best->threshold_rule, sizeof best->threshold_rule, "equal_recall on %d validation images", n);
+            snprintf(best->threshold_rule, sizeof best->threshold_rule, "equal_recall on %d validation images%s", n, on);
         else
-            snprintf(best->threshold_rule, sizeof best->threshold_rule, "min_recall:%.60s:%g on %d validation images",
-                     c->threshold_class_name, (double)c->threshold_min_recall, n);
+            snprintf(best->threshold_rule, sizeof best->threshold_rule, "min_recall:%.60s:%g on %d validation images%s",
+                     c->threshold_class_name, (double)c->threshold_min_recall, n, on);
         free(pv);
         free(lv);
     } else {
         best->threshold = c->threshold;
         snprintf(best->threshold_rule, sizeof best->threshold_rule, "fixed");
+    }
+    if (write_predictions(t, best, probs, ok)) {
+        nn_classifier_free(best);
+        free(probs);
+        free(ok);
+        return -1;
     }
     char best_ep[32];
     snprintf(best_ep, sizeof best_ep, "%d", t->best_epoch);
@@ -1031,13 +1227,24 @@ static int finish_run(trainer *t, double train_seconds) {
             const cJSON *pc = cJSON_GetObjectItem(s, "per_class"), *e;
             cJSON_ArrayForEach(e, pc) printf(" %s %.2f%%", e->string, 100 * cJSON_GetObjectItem(e, "recall")->valuedouble);
             printf("\n");
+            char key[64];
+            snprintf(key, sizeof key, "faces_min%dpx", NN_EVAL_MIN_FACE);
+            const cJSON *big = cJSON_GetObjectItem(s, key);
+            if (big) {
+                const cJSON *ba = cJSON_GetObjectItem(big, "accuracy"), *bauc = cJSON_GetObjectItem(big, "auc");
+                printf("    faces >= %d px  accuracy %.2f%%  AUC %.4f  recall:", NN_EVAL_MIN_FACE, 100 * ba->valuedouble,
+                       cJSON_IsNumber(bauc) ? bauc->valuedouble : NAN);
+                pc = cJSON_GetObjectItem(big, "per_class");
+                cJSON_ArrayForEach(e, pc) printf(" %s %.2f%%", e->string, 100 * cJSON_GetObjectItem(e, "recall")->valuedouble);
+                printf("\n");
+            }
         }
         char rule[256];
         nn_classifier_rule_text(best, rule, sizeof rule);
         printf("decision: %s (%s)\n", rule, best->threshold_rule);
     }
     cJSON_Delete(js);
-    printf("\noutputs in %s/:\n  model.safetensors  metrics.json  report.txt  history.csv  split.csv  config.ini\n",
+    printf("\noutputs in %s/:\n  model.safetensors  metrics.json  report.txt  history.csv  split.csv  predictions.csv  config.ini\n",
            t->out);
     if (c->plots) printf("  curves.png  confusion.png  roc.png  augment_preview.png\n");
     free(probs);
@@ -1068,9 +1275,10 @@ int nn_train_run(const nn_config *c, int resume) {
     t->train_from = c->freeze == NN_FREEZE_ALL ? NN_MNV2_STAGES
                     : c->freeze == NN_FREEZE_NONE ? 0
                                                   : NN_MNV2_STAGES - c->freeze_last;
-    t->mode = t->train_from < NN_MNV2_STAGES ? MODE_FINETUNE
-              : (c->aug_enabled || !c->precompute) ? MODE_FROZEN_AUG
-                                                   : MODE_FEATURES;
+    t->mode = t->train_from < NN_MNV2_STAGES        ? MODE_FINETUNE
+              : c->aug_enabled && c->aug_copies > 0 ? MODE_FEATURES_AUG
+              : (c->aug_enabled || !c->precompute)  ? MODE_FROZEN_AUG
+                                                    : MODE_FEATURES;
 
     /* ---- data ---- */
     double t0 = now_s();
@@ -1154,8 +1362,9 @@ int nn_train_run(const nn_config *c, int resume) {
         printf("resuming after epoch %d of %d (step %ld) from %s/%s\n", t->start_epoch, c->epochs, t->step, t->out, CKPT);
         t->hist = realloc(t->hist, ((size_t)(t->n_hist > c->epochs ? t->n_hist : c->epochs) + 1) * sizeof *t->hist);
     }
-    static const char *mode_nm[3] = {"frozen backbone, features computed once",
-                                     "frozen backbone, augmented batches", "fine-tuning"};
+    static const char *mode_nm[4] = {"frozen backbone, features computed once",
+                                     "frozen backbone, augmented batches", "fine-tuning",
+                                     "frozen backbone, features of augmented copies computed once"};
     char stages[48];
     if (t->train_from >= NN_MNV2_STAGES) snprintf(stages, sizeof stages, "backbone frozen");
     else snprintf(stages, sizeof stages, "stages %d..18 trainable", t->train_from);
@@ -1182,6 +1391,7 @@ int nn_train_run(const nn_config *c, int resume) {
             static const char *nm[3] = {"train", "validation", "test"};
             if (compute_features(t, t->idx[sp], t->n[sp], t->feat[sp], nm[sp])) goto out;
         }
+        if (t->mode == MODE_FEATURES_AUG && augmented_features(t)) goto out;
     }
 
     /* ---- epochs ---- */
@@ -1228,6 +1438,9 @@ int nn_train_run(const nn_config *c, int resume) {
         }
     }
     (void)stopped_early;
+    /* A run killed between its last checkpoint and history.csv resumes with
+     * no epoch left to train: write the history (from the checkpoint) here. */
+    if (write_history_csv(t)) goto out_loop;
     if (t->n_hist && c->plots && write_curves(t)) goto out_loop;
     rc = finish_run(t, now_s() - train_t0);
     if (rc == 0) {

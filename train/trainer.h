@@ -11,6 +11,10 @@
 #include "config.h"
 #include "data.h"
 
+/* Reports of annotated faces add the metrics of the faces at least this big
+ * (short side of the box, photo pixels) and a table by face size. */
+#define NN_EVAL_MIN_FACE 24
+
 /* Trains as configured; resume continues from out_dir/checkpoint.safetensors.
  * Returns 0, or -1 with nn_error() (after printing progress). */
 int nn_train_run(const nn_config *c, int resume);
