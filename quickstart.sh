@@ -16,7 +16,7 @@ echo "== 2/4 build"
 ninja -C build
 
 echo "== 3/4 weights and data"
-bash weights/fetch_weights.sh
+bash weights/fetch_weights.sh all
 data=""
 if [ -d "$root/../shared/data/mask/with_mask" ]; then
   data="$root/../shared/data/mask"
