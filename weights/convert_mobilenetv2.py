@@ -30,13 +30,14 @@ Exit status: 0 ok, 1 bad input (message names the file/tensor), 2 usage.
 
 import argparse
 import hashlib
-import json
 import os
 import re
-import struct
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nnst import ConvertError, sha256_file, write_safetensors  # noqa: E402
 
 BN_EPS = 0.001
 PREPROCESS = "rgb*(1/127.5)-1"
@@ -50,10 +51,6 @@ BLOCKS = [(1, 16, 1),
           (6, 160, 2), (6, 160, 1), (6, 160, 1),
           (6, 320, 1)]
 BN_PARTS = ("gamma", "beta", "mean", "var")
-
-
-class ConvertError(Exception):
-    pass
 
 
 def make_divisible(v, divisor=8):
@@ -140,14 +137,6 @@ def keras_name(engine_name):
 
 
 # ---- checks ---------------------------------------------------------------
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def check_tensor(what, arr, shape, kind):
     """Float tensor of the expected shape (depthwise [3,3,C,1] -> [3,3,C])."""
@@ -296,35 +285,6 @@ def read_keras_h5(path, alpha):
 
 
 # ---- writer ---------------------------------------------------------------
-
-def write_safetensors(path, tensors, metadata):
-    """8-byte LE header length, JSON header (padded to 8 bytes), raw LE f32;
-    written to a temp file in the same folder, fsynced and renamed."""
-    header = {"__metadata__": {k: str(v) for k, v in metadata.items()}}
-    off = 0
-    for name, arr in tensors:
-        n = arr.size * 4
-        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + n]}
-        off += n
-    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hj += b" " * ((8 - len(hj) % 8) % 8)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    try:
-        with open(tmp, "wb") as f:
-            f.write(struct.pack("<Q", len(hj)))
-            f.write(hj)
-            for _, arr in tensors:
-                f.write(np.ascontiguousarray(arr, "<f4").tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
 
 def repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

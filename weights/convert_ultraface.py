@@ -32,13 +32,14 @@ Without --sha256 the file is checked against a SHA256SUMS next to it (or in
 its parent folder), as shipped in ../shared/weights/ultraface/.
 """
 import argparse
-import hashlib
 import json
 import os
-import struct
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nnst import ConvertError, sha256_file, write_safetensors  # noqa: E402
 
 try:
     import onnx
@@ -49,18 +50,6 @@ except ImportError:  # pragma: no cover
 
 PRIORS = {"strides": [8, 16, 32, 64],
           "min_sizes": [[10, 16, 24], [32, 48], [64, 96], [128, 192, 256]]}
-
-
-class ConvertError(Exception):
-    pass
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def expected_sha256(path):
@@ -77,38 +66,6 @@ def expected_sha256(path):
                 if len(parts) == 2 and parts[1].lstrip("*") in (rel, base):
                     return parts[0].lower(), sums
     return None, None
-
-
-def write_safetensors(path, tensors, metadata):
-    """tensors: list of (name, float32 array). Atomic: temp file + rename."""
-    header = {"__metadata__": {k: str(v) for k, v in metadata.items()}}
-    offset = 0
-    blobs = []
-    for name, arr in tensors:
-        arr = np.ascontiguousarray(arr, dtype="<f4")
-        if not np.all(np.isfinite(arr)):
-            raise ConvertError("%s: tensor %s holds NaN/Inf" % (path, name))
-        b = arr.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + len(b)]}
-        offset += len(b)
-        blobs.append(b)
-    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hj += b" " * ((8 - len(hj) % 8) % 8)
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    try:
-        with open(tmp, "wb") as f:
-            f.write(struct.pack("<Q", len(hj)))
-            f.write(hj)
-            for b in blobs:
-                f.write(b)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def attrs_of(node):

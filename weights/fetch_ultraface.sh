@@ -48,53 +48,19 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-TMPFILES=()
-cleanup() { for f in "${TMPFILES[@]+"${TMPFILES[@]}"}"; do rm -f -- "$f"; done; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=fetch_lib.sh
+. "$HERE/fetch_lib.sh"
 
 "$PY" -c 'import onnx, numpy' 2>/dev/null ||
     die "$PY cannot import onnx and numpy (apt-get install python3-onnx python3-numpy)"
 
-sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
-
 download() {   # download URL FILE SHA256: temp file, verify, rename
-    local url="$1" out="$2" want="$3" tmp got
+    local url="$1" out="$2" want="$3"
     if [ -f "$out" ] && [ "$(sha256_of "$out")" = "$want" ]; then
         echo "fetch_ultraface: $(basename "$out") present (sha256 ok)"
         return 0
     fi
-    mkdir -p "$(dirname "$out")"
-    tmp="$out.part.$$"
-    TMPFILES+=("$tmp")
-    echo "fetch_ultraface: downloading $url"
-    local ok=0
-    if command -v curl >/dev/null 2>&1; then
-        curl -fsSL --retry 2 --connect-timeout 20 -o "$tmp" "$url" && ok=1
-    elif command -v wget >/dev/null 2>&1; then
-        wget -q -O "$tmp" "$url" && ok=1
-    else
-        "$PY" -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
-            "$url" "$tmp" && ok=1
-    fi
-    if [ "$ok" != 1 ] || [ ! -s "$tmp" ]; then
-        rm -f -- "$tmp"
-        cat >&2 <<EOF
-fetch_ultraface: could not download
-    $url
-  (offline?). Download it on a machine with internet access and place it at
-    $out
-  then run this script again; its sha256 must be $want.
-EOF
-        return 1
-    fi
-    got="$(sha256_of "$tmp")"
-    if [ "$got" != "$want" ]; then
-        rm -f -- "$tmp"
-        echo "fetch_ultraface: $url: sha256 $got, expected $want (file discarded)" >&2
-        return 1
-    fi
-    mv -f -- "$tmp" "$out"
+    fetch_file fetch_ultraface "$url" "$out" "$want"
 }
 
 fetch_one() {   # slim | RFB

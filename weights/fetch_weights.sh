@@ -62,12 +62,8 @@ done
 case "$ALPHA" in 0.35|0.5|0.75|1.0|1.3|1.4) ;; *) die "alpha $ALPHA: use 0.35 0.5 0.75 1.0 1.3 1.4" ;; esac
 case "$SIZE" in 96|128|160|192|224) ;; *) die "size $SIZE: use 96 128 160 192 224" ;; esac
 
-TMPFILES=()
-cleanup() { for f in "${TMPFILES[@]+"${TMPFILES[@]}"}"; do rm -f -- "$f"; done; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+# shellcheck source=fetch_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/fetch_lib.sh"
 
 # The expected sha256 of a file name: pinned, else recorded at first download.
 expected_sha() {
@@ -88,7 +84,7 @@ record_sha() {   # appends "sha  name" to DEST/keras/SHA256SUMS atomically
 }
 
 download() {   # download URL FILE: temp file, verify, rename
-    local url="$1" out="$2" name tmp want got
+    local url="$1" out="$2" name want got
     name="$(basename "$out")"
     want="$(expected_sha "$name")"
     if [ -f "$out" ]; then
@@ -100,36 +96,8 @@ download() {   # download URL FILE: temp file, verify, rename
         fi
         echo "fetch_weights: $out has sha256 $got, expected $want: downloading again" >&2
     fi
-    mkdir -p "$(dirname "$out")"
-    tmp="$out.part.$$"
-    TMPFILES+=("$tmp")
-    echo "fetch_weights: downloading $url"
-    local ok=0
-    if command -v curl >/dev/null 2>&1; then
-        curl -fsSL --retry 2 --connect-timeout 20 -o "$tmp" "$url" && ok=1
-    elif command -v wget >/dev/null 2>&1; then
-        wget -q -O "$tmp" "$url" && ok=1
-    else
-        "$PY" -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
-            "$url" "$tmp" && ok=1
-    fi
-    if [ "$ok" != 1 ] || [ ! -s "$tmp" ]; then
-        rm -f -- "$tmp"
-        cat >&2 <<EOF
-fetch_weights: could not download
-    $url
-  (offline?). Download it on a machine with internet access and place it at
-    $out
-  then run this script again${want:+; its sha256 must be $want}.
-EOF
-        return 1
-    fi
-    got="$(sha256_of "$tmp")"
-    if [ -n "$want" ] && [ "$got" != "$want" ]; then
-        rm -f -- "$tmp"
-        die "$url: sha256 $got, expected $want (file discarded)"
-    fi
-    mv -f -- "$tmp" "$out"
+    fetch_file fetch_weights "$url" "$out" "$want" || return 1
+    got="$(sha256_of "$out")"
     if [ -z "$want" ]; then
         record_sha "$name" "$got"
         echo "fetch_weights: $name: no pinned sha256; recorded $got in $DEST/keras/SHA256SUMS"
