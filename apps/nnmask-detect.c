@@ -19,8 +19,10 @@ static void usage(FILE *f) {
         "usage: nnmask-detect --model M IMAGE_OR_DIR... [options]\n"
         "Finds every face in each image, classifies it (mask / no mask) and prints\n"
         "one line per face (or --json: one JSON object per image per line).\n"
-        "  --model M          trained mask classifier (.safetensors); without it faces\n"
-        "                     are only detected (label \"face\", probability null)\n"
+        "  --model M          trained mask classifier (.safetensors); default: the camera\n"
+        "                     model camera.safetensors in $NNMASK_MODELS or models/\n"
+        "                     (train/make_camera_model.sh); without one (or with\n"
+        "                     --model none) faces are only detected (label \"face\")\n"
         "  --out DIR          write annotated copies into DIR (green: mask, red: none)\n"
         "  --json             {\"image\": PATH, \"faces\": [{\"box\": [x0,y0,x1,y1], \"score\": S,\n"
         "                     \"label\": CLASS, \"probability\": P}, ...]} per image\n"
@@ -102,6 +104,19 @@ static const char *default_detector(void) {
     for (size_t i = 0; i < sizeof cands / sizeof *cands; i++)
         if (access(cands[i], R_OK) == 0) return cands[i];
     return cands[0];
+}
+
+/* The camera classifier (train/configs/camera.ini) when --model is not given:
+ * camera.safetensors in $NNMASK_MODELS or models/; NULL when there is none. */
+static const char *default_model(void) {
+    static char path[4096];
+    const char *dirs[] = {getenv("NNMASK_MODELS"), "models"};
+    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
+        if (!dirs[d] || !*dirs[d]) continue;
+        snprintf(path, sizeof path, "%s/camera.safetensors", dirs[d]);
+        if (access(path, R_OK) == 0) return path;
+    }
+    return NULL;
 }
 
 static double round_to(double v, double q) { return round(v / q) * q; }
@@ -235,6 +250,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!detector) detector = default_detector();
+    if (!model) {
+        model = default_model();
+        if (model) fprintf(stderr, "nnmask-detect: using the camera model %s\n", model);
+    } else if (!strcmp(model, "none")) {
+        model = NULL;
+    }
     if (!model) fprintf(stderr, "nnmask-detect: no --model: faces are detected, not classified\n");
     nn_threads_set(threads);
 

@@ -28,8 +28,10 @@ static void usage(FILE *f) {
         "  --loop                start a file source again at its end\n"
         "  --size WxH            camera capture size (default 640x480); for --source,\n"
         "                        frames are resized to it (default: the file's size)\n"
-        "  --model M             trained mask classifier (.safetensors); without one,\n"
-        "                        faces are only detected and labelled \"face\"\n"
+        "  --model M             trained mask classifier (.safetensors); default: the\n"
+        "                        camera model camera.safetensors in $NNMASK_MODELS or\n"
+        "                        models/ (train/make_camera_model.sh); without one (or\n"
+        "                        with --model none) faces are only labelled \"face\"\n"
         "  --detector D          converted UltraFace detector (.safetensors); default:\n"
         "                        $NNMASK_DETECTOR, else ultraface-slim-320.safetensors in\n"
         "                        $NNMASK_MODELS, models/ or weights/\n"
@@ -183,6 +185,19 @@ static const char *default_detector(void) {
         }
     }
     return "weights/ultraface-slim-320.safetensors";   /* as nnmask-detect */
+}
+
+/* The camera classifier (train/configs/camera.ini) when --model is not given:
+ * camera.safetensors in $NNMASK_MODELS or models/; NULL when there is none. */
+static const char *default_model(void) {
+    static char path[4096];
+    const char *dirs[] = {getenv("NNMASK_MODELS"), "models"};
+    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
+        if (!dirs[d] || !*dirs[d]) continue;
+        snprintf(path, sizeof path, "%s/camera.safetensors", dirs[d]);
+        if (access(path, R_OK) == 0) return path;
+    }
+    return NULL;
 }
 
 /* ---- JSON ---- */
@@ -369,6 +384,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!a.detector) a.detector = default_detector();
+    if (!a.model) a.model = default_model();
+    else if (!strcmp(a.model, "none")) a.model = NULL;
     if (a.threads) nn_threads_set(a.threads);
 
     /* the source first: a missing camera fails fast, before any model loads */

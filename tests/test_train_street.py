@@ -13,8 +13,10 @@ augmented-copies feature cache, and checks:
     list, and no photo with faces in two parts (split by photo);
   - the balancing weights printed by the run equal n / (groups * count) of the
     (source, class) counts of the training rows of split.csv;
-  - model metadata: threshold chosen by the min_recall rule on validation, and
-    the validation recall of without_mask at it >= the configured minimum;
+  - model metadata: threshold chosen by the min_recall rule on the street
+    validation faces (threshold_source), and their without_mask recall at it
+    (from predictions.csv) >= the configured minimum; predictions.csv's
+    decisions follow the threshold;
   - metrics.json: both sources with accuracy, per-class recall/precision, AUC,
     confusion; street with faces >= 24 px and by-size bands that add up;
   - nnmask-eval --split on the run's split.csv gives the same test figures.
@@ -102,6 +104,7 @@ lr = 3e-3
 threads = 2
 aug_copies = 2
 threshold = min_recall:without_mask:0.9
+threshold_source = street
 [augment]
 downscale_prob = 0.5
 jpeg_prob = 0.3
@@ -150,13 +153,20 @@ plots = false
     meta = st_meta(os.path.join(out, "model.safetensors"))
     th = float(meta.get("threshold", "nan"))
     check(0 < th < 1, f"model threshold {meta.get('threshold')}")
-    check("min_recall:without_mask:0.9" in meta.get("threshold_rule", "") and "validation" in meta.get("threshold_rule", ""),
-          f"threshold_rule {meta.get('threshold_rule')}")
+    rule = meta.get("threshold_rule", "")
+    check("min_recall:without_mask:0.9" in rule and "validation" in rule and "of source street" in rule,
+          f"threshold_rule {rule}")
     mj = json.load(open(os.path.join(out, "metrics.json")))
     check(abs(mj.get("threshold", -1) - th) < 1e-4, "metrics.json uses the model's threshold")
-    val = mj.get("validation", {})
-    check(val.get("per_class", {}).get("without_mask", {}).get("recall", 0) >= 0.9,
-          "validation recall of without_mask at the chosen threshold >= 0.9")
+    pr = list(csv.DictReader(open(os.path.join(out, "predictions.csv"))))
+    check({p["split"] for p in pr} == {"val", "test"}, "predictions.csv holds the validation and test rows")
+    check(sum(p["split"] == "test" for p in pr) == mj.get("n"), "predictions.csv: test rows = metrics n")
+    check(all(p["predicted"] == ("without_mask" if float(p["p_without_mask"]) >= th else "with_mask")
+              for p in pr if abs(float(p["p_without_mask"]) - th) > 1e-5),
+          "predictions.csv decisions follow the model threshold")
+    vs = [float(p["p_without_mask"]) >= th for p in pr
+          if p["split"] == "val" and p["source"] == "street" and p["label"] == "without_mask"]
+    check(vs and sum(vs) / len(vs) >= 0.9, f"street validation recall of without_mask {sum(vs)}/{len(vs)} < 0.9")
 
     # per-source metrics
     srcs = mj.get("sources", {})
