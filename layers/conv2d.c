@@ -103,6 +103,24 @@ size_t nn_conv2d_scratch_floats(const nn_conv_geom *g, int n, int cin) {
     return (size_t)nn__conv_chunk(g, n) * g->out_h * g->out_w * g->kh * g->kw * cin;
 }
 
+/* Short copies/clears inline (a libc call per pixel costs more than the
+ * copy when cin is small, e.g. the 3-channel stem). */
+static inline void copy_floats(float *restrict d, const float *restrict src, size_t n) {
+    if (n >= 64) {
+        memcpy(d, src, sizeof(float) * n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) d[i] = src[i];
+}
+
+static inline void zero_floats(float *d, size_t n) {
+    if (n >= 64) {
+        memset(d, 0, sizeof(float) * n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) d[i] = 0.f;
+}
+
 /* col[(img, oh, ow)][(kh, kw, ci)] for nimg images starting at `in`. */
 static void im2col(float *col, const float *in, int nimg, const nn_conv_geom *g, int cin) {
     const int OH = g->out_h, OW = g->out_w, H = g->in_h, W = g->in_w;
@@ -117,16 +135,23 @@ static void im2col(float *col, const float *in, int nimg, const nn_conv_geom *g,
             for (int kh = 0; kh < g->kh; kh++) {
                 int ih = oh * g->stride_h - g->pad_t + kh * g->dil_h;
                 if (ih < 0 || ih >= H) {
-                    memset(d, 0, sizeof(float) * g->kw * cin);
+                    zero_floats(d, (size_t)g->kw * cin);
+                    d += (size_t)g->kw * cin;
+                    continue;
+                }
+                const int iw0 = ow * g->stride_w - g->pad_l;
+                if (g->dil_w == 1 && iw0 >= 0 && iw0 + g->kw <= W) {
+                    /* the whole window row is contiguous in the source */
+                    copy_floats(d, src + ((size_t)ih * W + iw0) * cin, (size_t)g->kw * cin);
                     d += (size_t)g->kw * cin;
                     continue;
                 }
                 for (int kw = 0; kw < g->kw; kw++, d += cin) {
-                    int iw = ow * g->stride_w - g->pad_l + kw * g->dil_w;
+                    int iw = iw0 + kw * g->dil_w;
                     if (iw < 0 || iw >= W)
-                        memset(d, 0, sizeof(float) * cin);
+                        zero_floats(d, cin);
                     else
-                        memcpy(d, src + ((size_t)ih * W + iw) * cin, sizeof(float) * cin);
+                        copy_floats(d, src + ((size_t)ih * W + iw) * cin, cin);
                 }
             }
         }

@@ -232,9 +232,15 @@ void nn_dwconv2d_backward(nn_tensor *din, float *dw, float *db, const nn_tensor 
                  * pass over memory); after the last row, clear the rest */
                 int need = oh < OH ? oh * g->stride_h - g->pad_t + (KH - 1) * g->dil_h + 1 : H;
                 if (need > H) need = H;
-                for (; dsrc && zeroed < need; zeroed++)
-                    for (int iw = 0; iw < W; iw++)
-                        memset(dsrc + ((size_t)zeroed * W + iw) * C, 0, sizeof(float) * nc);
+                for (; dsrc && zeroed < need; zeroed++) {
+                    float *z = dsrc + (size_t)zeroed * W * C;
+                    if (nc == C) { /* one block: the row is contiguous */
+                        memset(z, 0, sizeof(float) * W * C);
+                        continue;
+                    }
+                    for (int iw = 0; iw < W; iw++) /* inline: no libc call per pixel */
+                        for (int c = 0; c < nc; c++) z[(size_t)iw * C + c] = 0.f;
+                }
                 if (oh == OH) break;
                 const float *drow = dout->data + ((size_t)img * OH + oh) * OW * C + c0;
                 if (dw) memset(acc, 0, sizeof(float) * KH * KW * nc);
