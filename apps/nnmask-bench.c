@@ -948,25 +948,15 @@ static int bench_mnv2(opts *o, int mode, int B) {
 #endif
 
 /* ---- the face detector and the live pipeline (one frame) ---- */
-static const char *find_detector(const opts *o, char *buf, size_t cap) {
-    if (o->detector) return o->detector;
-    const char *e = getenv("NNMASK_DETECTOR");
-    if (e && *e) return e;
-    const char *dirs[3] = {getenv("NNMASK_MODELS"), "models", "weights"};
-    for (int i = 0; i < 3; i++) {
-        if (!dirs[i] || !*dirs[i]) continue;
-        snprintf(buf, cap, "%s/ultraface-slim-320.safetensors", dirs[i]);
-        if (access(buf, R_OK) == 0) return buf;
-    }
-    return NULL;
+static const char *find_detector(const opts *o) {
+    return o->detector ? o->detector : nn_pipeline_default_detector();
 }
 
 #ifdef NN_BENCH_HAVE_UF
 static void uf_fwd(void *p) { nn_uf_forward((nn_uf *)p); }
 
 static int bench_uf(opts *o) {
-    char buf[1024];
-    const char *path = find_detector(o, buf, sizeof buf);
+    const char *path = find_detector(o);
     if (!path) {
         fprintf(stderr, "nnmask-bench: ultraface: no detector weights (--detector); row skipped\n");
         return 0;
@@ -1006,8 +996,8 @@ static void live_fn(void *v) {
 }
 
 static int bench_live(opts *o) {
-    char buf[1024], fbuf_[1024];
-    const char *det = find_detector(o, buf, sizeof buf);
+    char fbuf_[1024];
+    const char *det = find_detector(o);
     if (!det) {
         fprintf(stderr, "nnmask-bench: live: no detector weights (--detector); row skipped\n");
         return 0;

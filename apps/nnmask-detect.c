@@ -96,29 +96,6 @@ static char **collect(char **args, int n, int *count) {
     return out;
 }
 
-static const char *default_detector(void) {
-    const char *env = getenv("NNMASK_DETECTOR");
-    if (env && *env) return env;
-    static const char *cands[] = {"models/ultraface-slim-320.safetensors",
-                                  "weights/ultraface-slim-320.safetensors"};
-    for (size_t i = 0; i < sizeof cands / sizeof *cands; i++)
-        if (access(cands[i], R_OK) == 0) return cands[i];
-    return cands[0];
-}
-
-/* The camera classifier (train/configs/camera.ini) when --model is not given:
- * camera.safetensors in $NNMASK_MODELS or models/; NULL when there is none. */
-static const char *default_model(void) {
-    static char path[4096];
-    const char *dirs[] = {getenv("NNMASK_MODELS"), "models"};
-    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
-        if (!dirs[d] || !*dirs[d]) continue;
-        snprintf(path, sizeof path, "%s/camera.safetensors", dirs[d]);
-        if (access(path, R_OK) == 0) return path;
-    }
-    return NULL;
-}
-
 static double round_to(double v, double q) { return round(v / q) * q; }
 
 static void print_json(const char *path, const nn_pipe_face *f, int n) {
@@ -249,9 +226,10 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (!detector) detector = default_detector();
+    if (!detector && !(detector = nn_pipeline_default_detector()))
+        detector = "models/ultraface-slim-320.safetensors";   /* named in the error below */
     if (!model) {
-        model = default_model();
+        model = nn_pipeline_default_classifier();
         if (model) fprintf(stderr, "nnmask-detect: using the camera model %s\n", model);
     } else if (!strcmp(model, "none")) {
         model = NULL;

@@ -168,38 +168,6 @@ static int parse_args(int argc, char **argv, live_args *a) {
     return 0;
 }
 
-/* $NNMASK_DETECTOR, else the first converted slim-320 found in
- * $NNMASK_MODELS, models/ or weights/. */
-static const char *default_detector(void) {
-    const char *env = getenv("NNMASK_DETECTOR");
-    if (env && *env) return env;
-    static char path[4096];
-    const char *dirs[] = {getenv("NNMASK_MODELS"), "models", "weights"};
-    const char *names[] = {"ultraface-slim-320.safetensors", "ultraface_slim_320.safetensors",
-                           "slim-320.safetensors"};
-    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
-        if (!dirs[d] || !*dirs[d]) continue;
-        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-            snprintf(path, sizeof path, "%s/%s", dirs[d], names[k]);
-            if (access(path, R_OK) == 0) return path;
-        }
-    }
-    return "weights/ultraface-slim-320.safetensors";   /* as nnmask-detect */
-}
-
-/* The camera classifier (train/configs/camera.ini) when --model is not given:
- * camera.safetensors in $NNMASK_MODELS or models/; NULL when there is none. */
-static const char *default_model(void) {
-    static char path[4096];
-    const char *dirs[] = {getenv("NNMASK_MODELS"), "models"};
-    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
-        if (!dirs[d] || !*dirs[d]) continue;
-        snprintf(path, sizeof path, "%s/camera.safetensors", dirs[d]);
-        if (access(path, R_OK) == 0) return path;
-    }
-    return NULL;
-}
-
 /* ---- JSON ---- */
 
 static double round_to(double v, double q) { return round(v / q) * q; }
@@ -383,8 +351,9 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (!a.detector) a.detector = default_detector();
-    if (!a.model) a.model = default_model();
+    if (!a.detector && !(a.detector = nn_pipeline_default_detector()))
+        a.detector = "models/ultraface-slim-320.safetensors";   /* named in the error below */
+    if (!a.model) a.model = nn_pipeline_default_classifier();
     else if (!strcmp(a.model, "none")) a.model = NULL;
     if (a.threads) nn_threads_set(a.threads);
 

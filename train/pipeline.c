@@ -10,6 +10,8 @@
 #include "facecrop.h"
 #include "pipeline.h"
 
+#include <unistd.h>
+
 /* faces classified per backbone call; larger frames' faces go in chunks */
 #define PIPE_CLF_BATCH 8
 
@@ -240,3 +242,28 @@ void nn_pipeline_draw(nn_pipeline *p, nn_image *frame) {
 }
 
 const nn_pipe_timing *nn_pipeline_timing(const nn_pipeline *p) { return &p->timing; }
+
+/* The first readable dir/name for dir in dirs (NULL or empty dirs skipped),
+ * written into path[4096]. */
+static const char *find_in(char *path, const char *const *dirs, int n, const char *name) {
+    for (int d = 0; d < n; d++) {
+        if (!dirs[d] || !*dirs[d]) continue;
+        snprintf(path, 4096, "%s/%s", dirs[d], name);
+        if (access(path, R_OK) == 0) return path;
+    }
+    return NULL;
+}
+
+const char *nn_pipeline_default_detector(void) {
+    const char *env = getenv("NNMASK_DETECTOR");
+    if (env && *env) return env;
+    static _Thread_local char path[4096];
+    const char *dirs[] = {getenv("NNMASK_MODELS"), "models", "weights"};
+    return find_in(path, dirs, 3, "ultraface-slim-320.safetensors");
+}
+
+const char *nn_pipeline_default_classifier(void) {
+    static _Thread_local char path[4096];
+    const char *dirs[] = {getenv("NNMASK_MODELS"), "models"};
+    return find_in(path, dirs, 2, "camera.safetensors");
+}

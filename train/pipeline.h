@@ -72,6 +72,15 @@ const nn_pipe_face *nn_pipeline_faces(const nn_pipeline *p, int *n);
 void nn_pipeline_counts(const nn_pipeline *p, int *masked, int *unmasked, int *unknown);
 /* Draws the last run's faces on frame (the frame that was run). */
 void nn_pipeline_draw(nn_pipeline *p, nn_image *frame);
+
+/* Where the apps find their default models. The detector: $NNMASK_DETECTOR,
+ * else the first ultraface-slim-320.safetensors in $NNMASK_MODELS, models/ or
+ * weights/; NULL when there is none. The classifier: the camera model
+ * (train/configs/camera.ini) camera.safetensors in $NNMASK_MODELS or models/;
+ * NULL when there is none. Each returned path stays valid until the next call
+ * of the same function. */
+const char *nn_pipeline_default_detector(void);
+const char *nn_pipeline_default_classifier(void);
 /* Per-stage seconds of the last nn_pipeline_run + nn_pipeline_draw. */
 const nn_pipe_timing *nn_pipeline_timing(const nn_pipeline *p);
 /* "Mask 97%", "No Mask 88%", "face 0.93": the on-screen text of a face. */
