@@ -85,8 +85,9 @@ static img_format sniff(const uint8_t *b, size_t n) {
 
 /* A Huffman table segment stb_image 2.27 would overflow on: more than 256
  * symbols in one table write past stbi__huffman.size[257] (fixed upstream in
- * 2.28; found by tests/fuzz). Returns 1 if every table is sane. */
-static int jpeg_dht_ok(const uint8_t *p, size_t len, size_t avail) {
+ * 2.28; found by tests/fuzz). Returns 1 if every table is sane, and marks the
+ * tables it defines in *defined (bit class*4 + id). */
+static int jpeg_dht_ok(const uint8_t *p, size_t len, size_t avail, unsigned *defined) {
     /* bytes past `avail` (the end of the file) read as zeros in stb */
 #define DHT_AT(j) ((j) < avail ? p[j] : 0)
     size_t i = 0;
@@ -96,10 +97,29 @@ static int jpeg_dht_ok(const uint8_t *p, size_t len, size_t avail) {
         size_t n = 0;
         for (size_t k = 1; k <= 16; k++) n += DHT_AT(i + k);
         if (n > 256 || i + 17 + n > len) return 0;
+        *defined |= 1u << ((DHT_AT(i) >> 4) * 4 + (DHT_AT(i) & 15)); /* DC 0-3, AC 4-7 */
         i += 17 + n;
     }
     return 1;
 #undef DHT_AT
+}
+
+/* A scan header whose components only use Huffman tables defined before it:
+ * stb_image 2.27 decodes with an undefined (uninitialised) table and reads
+ * far outside it (found by tests/fuzz; 2.28 bounds the symbol index). DC
+ * tables are used by sequential scans and first DC scans (Ss = 0, Ah = 0),
+ * AC tables by every scan with Se > 0. */
+static int jpeg_sos_ok(const uint8_t *p, size_t len, size_t avail, unsigned defined) {
+    if (len < 1 || len > avail) return 0;
+    size_t ns = p[0];
+    if (ns < 1 || ns > 4 || len < 1 + 2 * ns + 3) return 0;
+    int ss = p[1 + 2 * ns], se = p[2 + 2 * ns], ah = p[3 + 2 * ns] >> 4;
+    for (size_t c = 0; c < ns; c++) {
+        unsigned td = p[2 + 2 * c] >> 4, ta = p[2 + 2 * c] & 15;
+        if (ss == 0 && ah == 0 && (td > 3 || !(defined & (1u << td)))) return 0;
+        if (se > 0 && (ta > 3 || !(defined & (1u << (4 + ta))))) return 0;
+    }
+    return 1;
 }
 
 /* Walks a JPEG's marker segments, skipping each by its length (so an EXIF
@@ -109,6 +129,7 @@ static int jpeg_dht_ok(const uint8_t *p, size_t len, size_t avail) {
  * if the file is complete and sane, else the reason. */
 static const char *jpeg_check(const uint8_t *p, size_t n) {
     size_t i = 2;
+    unsigned defined = 0; /* Huffman tables defined so far */
     while (i + 1 < n) {
         if (p[i] != 0xFF) { /* junk between segments: look for the next marker */
             i++;
@@ -127,8 +148,10 @@ static const char *jpeg_check(const uint8_t *p, size_t n) {
         if (i + 4 > n) break;
         size_t seg = ((size_t)p[i + 2] << 8) | p[i + 3];
         if (seg < 2) return "corrupt JPEG (bad segment length)";
-        if (m == 0xC4 && !jpeg_dht_ok(p + i + 4, seg - 2, n - (i + 4)))
+        if (m == 0xC4 && !jpeg_dht_ok(p + i + 4, seg - 2, n - (i + 4), &defined))
             return "corrupt JPEG (bad Huffman table)";
+        if (m == 0xDA && !jpeg_sos_ok(p + i + 4, seg - 2, n - (i + 4), defined))
+            return "corrupt JPEG (scan uses an undefined Huffman table)";
         i += 2 + seg;
         if (m == 0xDA) { /* start of scan: skip the entropy-coded data */
             while (i + 1 < n && !(p[i] == 0xFF && p[i + 1] != 0x00 &&

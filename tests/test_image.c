@@ -514,6 +514,32 @@ static void test_failures(void) {
         nn_image_free(&im);
     }
 
+    /* a scan that uses a Huffman table no DHT defined (stb_image 2.27 decodes
+     * with uninitialised tables and reads out of bounds; found by the fuzzer) */
+    {
+        nn_image pic;
+        make_picture(&pic, 40, 24);
+        uint8_t *jpg = NULL;
+        size_t jn = 0;
+        CHECK(nn_image_encode_jpeg(&pic, 85, &jpg, &jn) == 0, "encode: %s", nn_error());
+        size_t sos = 0;
+        for (size_t k = 2; jpg && k + 1 < jn; k++)
+            if (jpg[k] == 0xFF && jpg[k + 1] == 0xDA) {
+                sos = k;
+                break;
+            }
+        CHECK(sos > 0, "no SOS marker in our own JPEG");
+        if (sos) {
+            CHECK(nn_image_load_memory(&im, jpg, jn, "ok.jpg") == 0, "unmodified JPEG: %s", nn_error());
+            nn_image_free(&im);
+            jpg[sos + 6] = (uint8_t)((jpg[sos + 6] & 0xF0) | 2); /* component 1: AC table 2 */
+            CHECK_ERR(nn_image_load_memory(&im, jpg, jn, "undef-huff.jpg"), "undef-huff.jpg",
+                      "undefined Huffman table");
+        }
+        free(jpg);
+        nn_image_free(&pic);
+    }
+
     /* headers claiming 100000x100000: refused before any allocation */
     blob png = make_png(100000, 100000, 8, 2, NULL, 0);
     write_file(tpath("huge.png"), png.d, png.n);
