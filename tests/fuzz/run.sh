@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh — builds the libFuzzer targets with clang (ASan + UBSan, UB is fatal) in their own
 # build dir, writes a seed corpus of small valid files, and fuzzes each target for a while.
-# usage: tests/fuzz/run.sh [SECONDS_PER_TARGET=30] [BUILD_DIR=build-fuzz]
+# usage: [FUZZ_SEED=N] tests/fuzz/run.sh [SECONDS_PER_TARGET=30] [BUILD_DIR=build-fuzz]
+# FUZZ_SEED fixes libFuzzer's random seed (CI does, so a run is repeatable).
 # Exit status is non-zero if a target crashes; crashing inputs land in BUILD_DIR/fuzz-artifacts.
 set -eu
 secs=${1:-30}
@@ -35,7 +36,8 @@ for t in image safetensors; do
     # UBSan is fatal (-fno-sanitize-recover at compile time); print the stack on UB.
     if UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
        ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
-       "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=3072 \
+       "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} \
+           -timeout=10 -rss_limit_mb=3072 \
            -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/$t-" \
            "$corpus/$t" >"$log" 2>&1; then
         echo "fuzz_$t: no crash"
