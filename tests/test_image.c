@@ -22,21 +22,7 @@
 #include <stb_image_write.h>
 #pragma GCC diagnostic pop
 
-static char tmpdir[256];
-
-static const char *tpath(const char *name) {
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ & 7];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static void write_file(const char *path, const void *data, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, len, f) != len) nn_fatal("cannot write %s", path);
-    fclose(f);
-}
+#include "tu_files.h"
 
 /* A deterministic test picture: smooth gradients plus a little texture. */
 static void make_picture(nn_image *im, int w, int h) {
@@ -733,8 +719,7 @@ static void test_resize(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nnmask-test-image-XXXXXX");
-    if (!mkdtemp(tmpdir)) nn_fatal("mkdtemp failed");
+    tu_tmpdir_make("image");
     test_png_jpeg_bmp_roundtrip();
     test_webp();
     test_grey_alpha_16bit();
@@ -742,8 +727,6 @@ int main(void) {
     test_failures();
     test_resize();
     test_dataset();
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    tu_tmpdir_remove();
     return test_summary("test_image");
 }

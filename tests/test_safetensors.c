@@ -7,21 +7,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
-static char tmpdir[256];
-
-static const char *tpath(const char *name) {
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ & 3];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static void write_file(const char *path, const void *data, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, len, f) != len) nn_fatal("cannot write %s", path);
-    fclose(f);
-}
+#include "tu_files.h"
 
 /* A file from a JSON header and a data buffer; hlen_override (if nonzero)
  * replaces the length prefix. */
@@ -392,15 +378,12 @@ static void test_many(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nnmask-test-st-XXXXXX");
-    if (!mkdtemp(tmpdir)) nn_fatal("mkdtemp failed");
+    tu_tmpdir_make("st");
     test_roundtrip();
     test_half_types();
     test_bad_values();
     test_malformed();
     test_many();
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    tu_tmpdir_remove();
     return test_summary("test_safetensors");
 }
