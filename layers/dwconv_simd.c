@@ -3,6 +3,7 @@
  * fused, weights held in registers per 16/8-channel block. */
 
 #include "dwconv_simd.h"
+#include "gemm_pw.h"
 
 #include <immintrin.h>
 #include <stddef.h>
@@ -11,21 +12,10 @@
 #define ZROW_FLOATS (1 << 17)
 static const float zrow[ZROW_FLOATS] __attribute__((aligned(64)));
 
-static int dw_level(void) {
-    static int lv = -1;
-    if (lv < 0) {
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f")) lv = 2;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) lv = 1;
-        else lv = 0;
-    }
-    return lv;
-}
-
 static int forced = -1;
 void nn__dwconv3x3_force(int level) { forced = level; }
 int nn__dwconv3x3_level(void) {
-    int lv = dw_level();
+    int lv = nn__cpu_simd_level();
     return forced >= 0 && forced < lv ? forced : lv;
 }
 

@@ -29,7 +29,7 @@ void nn__gemm_pw_naive(float *C, int ldc, const float *A, int lda, const float *
 /* ----------------------------------------------------------- dispatching */
 static int forced = -1;
 
-static int level_auto(void) {
+int nn__cpu_simd_level(void) {
     static int lv = -1;
     if (lv < 0) {
         __builtin_cpu_init();
@@ -41,7 +41,7 @@ static int level_auto(void) {
 }
 
 int nn__gemm_pw_level(void) {
-    int lv = level_auto();
+    int lv = nn__cpu_simd_level();
     return forced >= 0 && forced < lv ? forced : lv;
 }
 

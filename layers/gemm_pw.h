@@ -17,6 +17,9 @@ void nn__gemm_pw(float *C, int ldc, const float *A, int lda, const float *B, int
 /* Which micro-kernel nn__gemm_pw uses: 2 = AVX-512, 1 = AVX2 (+FMA),
  * 0 = portable C. nn__gemm_pw_force(level) caps it (tests compare them);
  * -1 restores the automatic choice. */
+/* What this CPU runs, decided once: 2 = AVX-512F, 1 = AVX2 + FMA, 0 = neither
+ * (shared by every run-time dispatched kernel). */
+int nn__cpu_simd_level(void);
 int nn__gemm_pw_level(void);
 void nn__gemm_pw_force(int level);
 

@@ -12,22 +12,15 @@ import time
 
 import numpy as np
 
+from tu import check  # noqa: E402  (tests/tu.py: the shared counter)
+import tu  # noqa: E402
+
 SRC = os.environ.get("NNMASK_SRC") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("NNMASK_SHARED") or os.path.join(SRC, "..", "shared")
 CONVERTER = os.path.join(SRC, "weights", "convert_mobilenetv2.py")
 REF = os.path.join(SRC, "tests", "ref_mobilenetv2.py")
 PY = sys.executable
 
-passed = failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s" % msg, file=sys.stderr)
 
 
 def run_converter(*args):
@@ -269,8 +262,7 @@ def main():
         test_keras(tmp)
         test_npy(tmp)
         test_shared(tmp)
-    print("test_convert: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return tu.summary("test_convert")
 
 
 if __name__ == "__main__":

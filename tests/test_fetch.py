@@ -9,6 +9,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_convert as tc  # noqa: E402  (the Keras-layout HDF5 writer)
+import tu  # noqa: E402
+from tu import check  # noqa: E402
 
 SRC = tc.SRC
 FETCH = os.path.join(SRC, "weights", "fetch_weights.sh")
@@ -32,12 +34,12 @@ def main():
         kd = os.path.join(dest, "keras")
         # offline: every missing file named with the place to put it, exit 1, nothing half-written
         p = run(dest)
-        tc.check(p.returncode == 1, "offline rc %d" % p.returncode)
+        check(p.returncode == 1, "offline rc %d" % p.returncode)
         for name in (stem + ".h5", stem + "_no_top.h5", "imagenet_class_index.json"):
-            tc.check("could not download" in p.stderr and os.path.join(kd, name) in p.stderr,
+            check("could not download" in p.stderr and os.path.join(kd, name) in p.stderr,
                      "offline message names %s: %s" % (name, p.stderr))
         left = [f for r, _, fs in os.walk(dest) for f in fs]
-        tc.check(left == [], "no files left behind offline: %s" % left)
+        check(left == [], "no files left behind offline: %s" % left)
 
         # placed by hand: converted, sha256 recorded
         os.makedirs(kd, exist_ok=True)
@@ -46,30 +48,29 @@ def main():
         with open(os.path.join(kd, "imagenet_class_index.json"), "w") as f:
             json.dump({str(i): ["n%08d" % i, "class_%d" % i] for i in range(1000)}, f)
         p = run(dest)
-        tc.check(p.returncode == 0, "placed files: rc %d %s" % (p.returncode, p.stderr))
+        check(p.returncode == 0, "placed files: rc %d %s" % (p.returncode, p.stderr))
         out = os.path.join(dest, "mobilenet_v2_0.35_96.safetensors")
-        tc.check(os.path.isfile(out) and os.path.isfile(out.replace(".safetensors", "_no_top.safetensors")),
+        check(os.path.isfile(out) and os.path.isfile(out.replace(".safetensors", "_no_top.safetensors")),
                  "both conversions written")
         if os.path.isfile(out):
             t, meta, _ = tc.read_st(out)
-            tc.check((t["logits.weight"][:, 1:] == vals[("Logits", "kernel")]).all(), "keras head")
+            check((t["logits.weight"][:, 1:] == vals[("Logits", "kernel")]).all(), "keras head")
         with open(os.path.join(dest, "imagenet_labels.txt")) as f:
             labels = f.read().splitlines()
-        tc.check(len(labels) == 1001 and labels[0] == "background" and labels[1] == "class 0",
+        check(len(labels) == 1001 and labels[0] == "background" and labels[1] == "class 0",
                  "labels from the class index: %s" % labels[:2])
         with open(os.path.join(kd, "SHA256SUMS")) as f:
             rec = f.read()
-        tc.check(rec.count("\n") == 3 and stem + ".h5" in rec, "sha256 recorded: %r" % rec)
+        check(rec.count("\n") == 3 and stem + ".h5" in rec, "sha256 recorded: %r" % rec)
 
         # a file that no longer matches its recorded sha256 is refused (re-download fails offline)
         with open(os.path.join(kd, stem + "_no_top.h5"), "r+b") as f:
             f.seek(-100, 2)
             f.write(b"x" * 10)
         p = run(dest)
-        tc.check(p.returncode == 1 and "expected" in p.stderr and "_no_top.h5" in p.stderr,
+        check(p.returncode == 1 and "expected" in p.stderr and "_no_top.h5" in p.stderr,
                  "changed file refused: %s" % p.stderr)
-    print("test_fetch: %d passed, %d failed" % (tc.passed, tc.failed))
-    return 1 if tc.failed else 0
+    return tu.summary("test_fetch")
 
 
 if __name__ == "__main__":

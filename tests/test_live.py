@@ -31,28 +31,18 @@ import sys
 import tempfile
 import time
 
+from tu import check  # noqa: E402  (tests/tu.py: the shared counter)
+import tu  # noqa: E402
+
 SKIP = 77
-passed = 0
-failed = 0
 
 # engine/nnmask.h: NN_RGB_MASK, NN_RGB_NOMASK, NN_RGB_FACE
 COLOURS = {"mask": (0, 200, 0), "nomask": (230, 0, 0), "face": (0, 120, 255)}
 MASKED = ("with_mask", "mask")
 
 
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: " + msg, file=sys.stderr)
-    return cond
-
-
 def summary(name):
-    print("%s: %d passed, %d failed" % (name, passed, failed))
-    sys.exit(1 if failed else 0)
+    sys.exit(tu.summary(name))
 
 
 def skip(why):

@@ -7,6 +7,9 @@ import subprocess
 import sys
 import tempfile
 
+from tu import check  # noqa: E402  (tests/tu.py: the shared counter)
+import tu  # noqa: E402
+
 SRC = os.environ.get("NNMASK_SRC") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("NNMASK_SHARED") or os.path.join(SRC, "..", "shared")
 BUILD = os.environ.get("NNMASK_BUILD", "")
@@ -18,16 +21,6 @@ EXPECT = {"bird.bmp": "chickadee", "cat.bmp": "Egyptian cat",
           "hot_dog.jpg": "hotdog, hot dog, red hot", "parrot.jpg": "macaw"}
 RSS_LIMIT_MB = 40.0
 
-passed = failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s" % msg, file=sys.stderr)
 
 
 def sanitized_build():
@@ -130,8 +123,7 @@ def main():
             print("test_predict: peak RSS of nnmask-predict --imagenet (batch 1, 5 photos): %.1f MB"
                   % rss)
             check(rss < RSS_LIMIT_MB, "peak RSS %.1f MB >= %.0f MB" % (rss, RSS_LIMIT_MB))
-    print("test_predict: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return tu.summary("test_predict")
 
 
 if __name__ == "__main__":

@@ -32,16 +32,9 @@ import subprocess
 import sys
 import tempfile
 
-passed = failed = 0
+from tu import check  # noqa: E402  (tests/tu.py: the shared counter)
+import tu  # noqa: E402
 
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
 
 
 def st_meta(path):
@@ -207,5 +200,5 @@ plots = false
 
 if __name__ == "__main__":
     rc = main()
-    print(f"test_train_street: {passed} passed, {failed} failed")
-    sys.exit(rc if rc else (1 if failed else 0))
+    st = tu.summary("test_train_street")
+    sys.exit(rc if rc else st)
