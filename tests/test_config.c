@@ -73,6 +73,16 @@ int main(void) {
     CHECK(nn_config_validate(&c) == -1 && strstr(nn_error(), "class 'n' is not in data.classes"), "%s", nn_error());
     CHECK(nn_config_override(&c, "train.threshold=min_recall:without_mask:0.95") == 0, "%s", nn_error());
     CHECK(nn_config_validate(&c) == 0 && c.threshold_class == 1, "validate: %s", nn_error());
+    /* cross-validation keys */
+    CHECK(nn_config_override(&c, "data.folds=2") == 0, "%s", nn_error());
+    CHECK(nn_config_validate(&c) == -1 && strstr(nn_error(), "at least 3 parts"), "folds 2: %s", nn_error());
+    CHECK(nn_config_override(&c, "data.folds=5") == 0 && nn_config_override(&c, "data.fold=5") == 0, "%s", nn_error());
+    CHECK(nn_config_validate(&c) == -1 && strstr(nn_error(), "data.fold 5 is not a part of data.folds 5 (0..4)"),
+          "fold 5 of 5: %s", nn_error());
+    CHECK(nn_config_override(&c, "data.fold=4") == 0 && nn_config_validate(&c) == 0, "fold 4 of 5: %s", nn_error());
+    CHECK(nn_config_override(&c, "data.folds=0") == 0, "%s", nn_error());
+    CHECK(nn_config_validate(&c) == -1 && strstr(nn_error(), "without data.folds"), "fold without folds: %s", nn_error());
+    CHECK(nn_config_override(&c, "data.fold=0") == 0 && nn_config_validate(&c) == 0, "%s", nn_error());
     CHECK(nn_config_override(&c, "train.epochs=x") == -1 && strstr(nn_error(), "override 'train.epochs=x': ") == nn_error(),
           "override error: %s", nn_error());
     CHECK(nn_config_override(&c, "train.nope=1") == -1 && strstr(nn_error(), "unknown key 'nope'"), "%s", nn_error());

@@ -33,6 +33,8 @@ static const key_def keys[] = {
     {"data", "voc", T_PATHS, O(voc), O(n_voc), 0, 0, "", NULL, "Pascal VOC folders (annotations/*.xml + images/)"},
     {"data", "classes", T_CLASSES, O(classes), O(n_classes), 0, 0, "with_mask, without_mask", NULL, "class names (folder names / labels); 2 = sigmoid, more = softmax"},
     {"data", "split", T_SPLIT, O(split), 0, 0, 0, "0.8, 0.1, 0.1", NULL, "train, validation, test fractions"},
+    {"data", "folds", T_INT, O(folds), 0, 0, 100, "0", NULL, "cross-validation: split into N parts by photo/stratified (N >= 3; 0 = use data.split); see train/cross_validate.sh"},
+    {"data", "fold", T_INT, O(fold), 0, 0, 99, "0", NULL, "cross-validation: this run tests on part `fold`, validates on part fold+1 (mod folds), trains on the rest"},
     {"data", "seed", T_ULONG, O(seed), 0, 0, 0, "42", NULL, "seed of the split, initialisation, shuffling and augmentation"},
     {"data", "min_face", T_INT, O(min_face), 0, 1, 4096, "24", NULL, "annotated faces smaller than this (short side, px) are dropped"},
     {"data", "balance", T_ENUM, O(balance), 0, 0, 0, "none", "none|weights|sample", "class balancing: loss weights or balanced sampling"},
@@ -481,7 +483,13 @@ int nn_config_validate(nn_config *c) {
         return nn_set_error("config: augment.downscale_min %d > downscale_max %d", c->downscale_min, c->downscale_max);
     if (c->jpeg_min > c->jpeg_max)
         return nn_set_error("config: augment.jpeg_min %d > jpeg_max %d", c->jpeg_min, c->jpeg_max);
-    if (c->split[1] <= 0 && (c->patience > 0 || c->threshold_rule != NN_THRESH_FIXED))
+    if (c->folds && c->folds < 3)
+        return nn_set_error("config: data.folds %d: cross-validation needs at least 3 parts (test, validation, train)", c->folds);
+    if (c->folds && c->fold >= c->folds)
+        return nn_set_error("config: data.fold %d is not a part of data.folds %d (0..%d)", c->fold, c->folds, c->folds - 1);
+    if (!c->folds && c->fold)
+        return nn_set_error("config: data.fold %d without data.folds", c->fold);
+    if (!c->folds && c->split[1] <= 0 && (c->patience > 0 || c->threshold_rule != NN_THRESH_FIXED))
         return nn_set_error("config: early stopping and threshold selection need a validation split");
     c->threshold_class = -1;
     if (c->threshold_rule != NN_THRESH_FIXED) {

@@ -33,6 +33,8 @@ typedef struct {
     int n_classes;
     char classes[NN_CFG_MAX_CLASSES][64];
     float split[3];                          /* train, val, test fractions */
+    int folds, fold;                         /* cross-validation: fold of folds
+                                                (folds 0 = use split) */
     unsigned long seed;
     int min_face;                            /* annotated faces smaller are dropped */
     nn_balance_kind balance;

@@ -557,9 +557,17 @@ int nn_dataset_scan(nn_dataset *ds, const nn_config *c) {
 
 /* ---- split ---- */
 
-void nn_dataset_split(nn_dataset *ds, const float frac[3], uint64_t seed) {
+/* Assigns every item a part 0..P-1 (parts[] per item). Folder images:
+ * stratified per (source, class), shuffled with the seed, part sizes
+ * lround(n * frac) in part order with the last taking the rest (folds: the
+ * i-th of n in part i*P/n). Annotated faces: by photo (group), per source,
+ * stratified: photos are taken in a seeded random order and each goes to the
+ * part that most needs its faces' classes (wanted minus got, per class,
+ * relative to the class's total), so that a rare class (unmasked faces
+ * cluster in a few photos) lands in every part in proportion, not by luck;
+ * ties go to the lower part. */
+static void split_parts(nn_dataset *ds, int P, const double *frac, int folds, uint64_t seed, int *parts) {
     nn_rng rng;
-    /* folder images: stratified per (source, class) */
     for (int s = 0; s < ds->n_sources; s++) {
         for (int c = 0; c < ds->n_classes; c++) {
             int n = 0;
@@ -573,19 +581,20 @@ void nn_dataset_split(nn_dataset *ds, const float frac[3], uint64_t seed) {
                 if (!ds->items[i].has_box && ds->items[i].source == s && ds->items[i].label == c) idx[n++] = i;
             nn_rng_seed(&rng, seed * 1000003ULL + (uint64_t)s * 131 + (uint64_t)c);
             nn_rng_shuffle(&rng, idx, n);
-            int n_test = (int)lround(n * (double)frac[2]);
-            int n_val = (int)lround(n * (double)frac[1]);
-            if (n_test + n_val > n) n_val = n - n_test;
-            for (int i = 0; i < n; i++)
-                ds->items[idx[i]].split = i < n_test ? NN_SPLIT_TEST : i < n_test + n_val ? NN_SPLIT_VAL : NN_SPLIT_TRAIN;
+            if (folds) {
+                for (int i = 0; i < n; i++) parts[idx[i]] = (int)((int64_t)i * P / n);
+            } else {
+                int start = 0;
+                for (int p = 0; p < P; p++) {
+                    int len = p == P - 1 ? n - start : (int)lround(n * frac[p]);
+                    if (len > n - start) len = n - start;
+                    for (int i = start; i < start + len; i++) parts[idx[i]] = p;
+                    start += len;
+                }
+            }
             free(idx);
         }
     }
-    /* annotated faces: by photo (group), per source, stratified: photos are
-     * taken in a seeded random order and each goes to the part that most
-     * needs its faces' classes (wanted minus got, per class, relative to the
-     * class's total), so that a rare class (unmasked faces cluster in a few
-     * photos) lands in every part in proportion, not by luck. */
     for (int s = 0; s < ds->n_sources; s++) {
         int ng = 0, nf = 0, maxg = 0, K = ds->n_classes;
         for (int i = 0; i < ds->n; i++)
@@ -597,8 +606,9 @@ void nn_dataset_split(nn_dataset *ds, const float frac[3], uint64_t seed) {
         int *count = calloc((size_t)maxg * K, sizeof *count); /* [group][class] */
         int *groups = malloc((size_t)maxg * sizeof *groups);
         int *assign = malloc((size_t)maxg * sizeof *assign);
-        if (!count || !groups || !assign) nn_fatal("out of memory");
-        double total[NN_CFG_MAX_CLASSES] = {0}, got[3][NN_CFG_MAX_CLASSES] = {{0}};
+        double *got = calloc((size_t)P * K, sizeof *got);     /* [part][class] */
+        if (!count || !groups || !assign || !got) nn_fatal("out of memory");
+        double total[NN_CFG_MAX_CLASSES] = {0};
         for (int i = 0; i < ds->n; i++)
             if (ds->items[i].has_box && ds->items[i].source == s) {
                 count[(size_t)ds->items[i].group * K + ds->items[i].label]++;
@@ -611,20 +621,17 @@ void nn_dataset_split(nn_dataset *ds, const float frac[3], uint64_t seed) {
         }
         nn_rng_seed(&rng, seed * 1000003ULL + 7777 + (uint64_t)s);
         nn_rng_shuffle(&rng, groups, ng);
-        /* test first, then validation, then train on ties */
-        static const int order[3] = {NN_SPLIT_TEST, NN_SPLIT_VAL, NN_SPLIT_TRAIN};
         for (int j = 0; j < ng; j++) {
-            int g = groups[j], best = NN_SPLIT_TRAIN;
+            int g = groups[j], best = P - 1;
             double best_need = -INFINITY;
-            for (int o = 0; o < 3; o++) {
-                int p = order[o];
+            for (int p = 0; p < P; p++) {
                 double need = 0;
                 for (int k = 0; k < K; k++) {
                     int c = count[(size_t)g * K + k];
                     if (!c || !total[k]) continue;
                     /* fraction of the class still wanted, minus half of what
                      * this photo adds (so a big photo does not overshoot) */
-                    need += c * ((frac[p] * total[k] - got[p][k]) - 0.5 * c) / total[k];
+                    need += c * ((frac[p] * total[k] - got[(size_t)p * K + k]) - 0.5 * c) / total[k];
                 }
                 if (frac[p] <= 0) need = -INFINITY;
                 if (need > best_need + 1e-12) {
@@ -633,14 +640,41 @@ void nn_dataset_split(nn_dataset *ds, const float frac[3], uint64_t seed) {
                 }
             }
             assign[g] = best;
-            for (int k = 0; k < K; k++) got[best][k] += count[(size_t)g * K + k];
+            for (int k = 0; k < K; k++) got[(size_t)best * K + k] += count[(size_t)g * K + k];
         }
         for (int i = 0; i < ds->n; i++)
-            if (ds->items[i].has_box && ds->items[i].source == s) ds->items[i].split = assign[ds->items[i].group];
+            if (ds->items[i].has_box && ds->items[i].source == s) parts[i] = assign[ds->items[i].group];
         free(count);
         free(groups);
         free(assign);
+        free(got);
     }
+}
+
+void nn_dataset_split(nn_dataset *ds, const float frac[3], uint64_t seed) {
+    /* parts in the order test, validation, train (test first on ties) */
+    static const int part_split[3] = {NN_SPLIT_TEST, NN_SPLIT_VAL, NN_SPLIT_TRAIN};
+    const double f[3] = {frac[2], frac[1], frac[0]};
+    int *parts = malloc((size_t)(ds->n ? ds->n : 1) * sizeof *parts);
+    if (!parts) nn_fatal("out of memory");
+    split_parts(ds, 3, f, 0, seed, parts);
+    for (int i = 0; i < ds->n; i++) ds->items[i].split = part_split[parts[i]];
+    free(parts);
+}
+
+void nn_dataset_split_fold(nn_dataset *ds, int folds, int fold, uint64_t seed) {
+    if (folds < 3 || fold < 0 || fold >= folds) nn_fatal("nn_dataset_split_fold: fold %d of %d", fold, folds);
+    double *f = malloc((size_t)folds * sizeof *f);
+    int *parts = malloc((size_t)(ds->n ? ds->n : 1) * sizeof *parts);
+    if (!f || !parts) nn_fatal("out of memory");
+    for (int p = 0; p < folds; p++) f[p] = 1.0 / folds;
+    split_parts(ds, folds, f, 1, seed, parts);
+    for (int i = 0; i < ds->n; i++)
+        ds->items[i].split = parts[i] == fold                   ? NN_SPLIT_TEST
+                             : parts[i] == (fold + 1) % folds ? NN_SPLIT_VAL
+                                                                : NN_SPLIT_TRAIN;
+    free(parts);
+    free(f);
 }
 
 void nn_dataset_counts(const nn_dataset *ds, int counts[3][NN_CFG_MAX_CLASSES]) {

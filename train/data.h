@@ -52,6 +52,11 @@ int nn_dataset_scan(nn_dataset *ds, const nn_config *c);
 /* Seeded split; stratified by class for folder images, by photo for
  * annotated faces (never a photo's faces in two parts). */
 void nn_dataset_split(nn_dataset *ds, const float frac[3], uint64_t seed);
+/* Cross-validation: the same stratification over `folds` equal parts (the
+ * parts depend on the seed only, so the folds' test parts cover every item
+ * exactly once); part `fold` is the test split, part fold+1 (mod folds) the
+ * validation split, the rest trains. folds >= 3. */
+void nn_dataset_split_fold(nn_dataset *ds, int folds, int fold, uint64_t seed);
 /* Decodes each image once (threads) and keeps it at `size` (squashed to
  * size x size for folder images, face crops via nn_face_crop; training crops
  * of annotated faces with NN_DATA_CONTEXT context when context != 0).

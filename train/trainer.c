@@ -1193,6 +1193,10 @@ static int finish_run(trainer *t, double train_seconds) {
     cJSON_AddNumberToObject(extra, "epochs_run", t->n_hist);
     cJSON_AddNumberToObject(extra, "train_seconds", train_seconds);
     cJSON_AddStringToObject(extra, "threshold_rule", best->threshold_rule);
+    if (c->folds) {
+        cJSON_AddNumberToObject(extra, "folds", c->folds);
+        cJSON_AddNumberToObject(extra, "fold", c->fold);
+    }
     if (t->n[NN_SPLIT_VAL]) {
         nn_metrics mv;
         if (subset_metrics(&mv, best, ds, probs, ok, 1 << NN_SPLIT_VAL, -1)) {
@@ -1287,7 +1291,10 @@ int nn_train_run(const nn_config *c, int resume) {
         if (nn_split_read(&t->ds, p, 7, (const char(*)[64])c->classes, c->n_classes)) goto out;
     } else {
         if (nn_dataset_scan(&t->ds, c)) goto out;
-        nn_dataset_split(&t->ds, c->split, c->seed);
+        if (c->folds)
+            nn_dataset_split_fold(&t->ds, c->folds, c->fold, c->seed);
+        else
+            nn_dataset_split(&t->ds, c->split, c->seed);
     }
     int context = c->aug_enabled && t->mode != MODE_FEATURES;
     if (nn_data_cache(&t->ds, t->S, c->cache_threads > 0 ? c->cache_threads : nn_threads_get(), context)) goto out;
