@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "source.h"
 
@@ -18,6 +19,42 @@
 #include <unistd.h>
 
 #define CAM_BUFFERS 4
+
+/* Every system call below goes through this table, so that
+ * tests/test_v4l2_fake.c can stand in for a camera that is busy, unplugged
+ * or stalled; programs always use the real calls. */
+static int real_open(const char *path, int flags) { return open(path, flags); }
+static int real_ioctl(int fd, unsigned long req, void *arg) { return ioctl(fd, req, arg); }
+static int real_v4l2_ioctl(int fd, unsigned long req, void *arg) {
+    return v4l2_ioctl(fd, req, arg);
+}
+#define REAL_OPS                                                                      \
+    {                                                                                 \
+        .open = real_open, .close = close, .ioctl = real_ioctl,                       \
+        .v4l2_fd_open = v4l2_fd_open, .v4l2_close = v4l2_close,                       \
+        .v4l2_ioctl = real_v4l2_ioctl, .v4l2_mmap = v4l2_mmap,                        \
+        .v4l2_munmap = v4l2_munmap, .v4l2_read = v4l2_read, .select = select,         \
+    }
+static const nn_v4l2_ops real_ops = REAL_OPS;
+static nn_v4l2_ops ops = REAL_OPS;
+
+void nn_source_set_v4l2_ops_for_tests(const nn_v4l2_ops *o) {
+    ops = real_ops;
+    if (!o) return;
+#define TAKE(f) \
+    if (o->f) ops.f = o->f
+    TAKE(open);
+    TAKE(close);
+    TAKE(ioctl);
+    TAKE(v4l2_fd_open);
+    TAKE(v4l2_close);
+    TAKE(v4l2_ioctl);
+    TAKE(v4l2_mmap);
+    TAKE(v4l2_munmap);
+    TAKE(v4l2_read);
+    TAKE(select);
+#undef TAKE
+}
 
 typedef struct {
     nn_source base;
@@ -35,7 +72,7 @@ typedef struct {
 
 static int xioctl(int fd, unsigned long req, void *arg) {
     int r;
-    do r = v4l2_ioctl(fd, req, arg);
+    do r = ops.v4l2_ioctl(fd, req, arg);
     while (r == -1 && errno == EINTR);
     return r;
 }
@@ -88,13 +125,24 @@ static int cam_wait(cam_source *c, double deadline) {
         FD_SET(c->fd, &rd);
         FD_SET(c->fd, &ex);
         struct timeval tv = {(time_t)left, (suseconds_t)((left - (time_t)left) * 1e6)};
-        int r = select(c->fd + 1, &rd, NULL, &ex, &tv);
+        int r = ops.select(c->fd + 1, &rd, NULL, &ex, &tv);
         if (r < 0) {
             if (errno == EINTR) continue;
             return cam_error(c, "select", errno);
         }
         if (r > 0) return 1;
     }
+}
+
+/* select() said readable but there was nothing to read (EAGAIN): a driver
+ * that keeps waking us up would make the loop spin until the deadline, so
+ * wait a millisecond (never past the deadline) before asking again. */
+static void cam_pause(double deadline) {
+    double left = deadline - nn_now();
+    if (left <= 0) return;
+    if (left > 1e-3) left = 1e-3;
+    struct timespec ts = {0, (long)(left * 1e9)};
+    nanosleep(&ts, NULL);
 }
 
 static int cam_read(nn_source *s, nn_image *frame) {
@@ -111,23 +159,31 @@ static int cam_read(nn_source *s, nn_image *frame) {
             b.type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
             b.memory = V4L2_MEMORY_MMAP;
             if (xioctl(c->fd, VIDIOC_DQBUF, &b) < 0) {
-                if (errno == EAGAIN) continue;
+                if (errno == EAGAIN) {
+                    cam_pause(deadline);
+                    continue;
+                }
                 return cam_error(c, "reading a frame", errno);
             }
             if (b.index >= (unsigned)c->nbuf)
                 return nn_set_error("%s: driver returned buffer %u of %d", s->name, b.index,
                                     c->nbuf);
             int bad = (b.flags & V4L2_BUF_FLAG_ERROR) != 0;
-            if (!bad)
-                copy_frame(c, frame, c->buf[b.index].start,
-                           b.bytesused ? b.bytesused : c->buf[b.index].len);
+            /* never past the mapped buffer, whatever bytesused claims */
+            size_t len = c->buf[b.index].len;
+            if (b.bytesused && b.bytesused < len) len = b.bytesused;
+            if (!bad) copy_frame(c, frame, c->buf[b.index].start, len);
             if (xioctl(c->fd, VIDIOC_QBUF, &b) < 0)
                 return cam_error(c, "queueing a buffer", errno);
             if (bad) continue;   /* a corrupted frame: wait for the next one */
         } else {
-            ssize_t n = v4l2_read(c->fd, c->readbuf, c->sizeimage);
+            ssize_t n = ops.v4l2_read(c->fd, c->readbuf, c->sizeimage);
             if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR) continue;
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN) {
+                    cam_pause(deadline);
+                    continue;
+                }
                 return cam_error(c, "reading a frame", errno);
             }
             if (n == 0) return cam_error(c, "reading a frame", ENODEV);
@@ -147,8 +203,8 @@ static void cam_close(nn_source *s) {
         }
         for (int i = 0; i < c->nbuf; i++)
             if (c->buf[i].start && c->buf[i].start != MAP_FAILED)
-                v4l2_munmap(c->buf[i].start, c->buf[i].len);
-        v4l2_close(c->fd);
+                ops.v4l2_munmap(c->buf[i].start, c->buf[i].len);
+        ops.v4l2_close(c->fd);
     }
     free(c->readbuf);
     free(c);
@@ -172,7 +228,7 @@ static int cam_setup_mmap(cam_source *c) {
         if (xioctl(c->fd, VIDIOC_QUERYBUF, &b) < 0) return cam_error(c, "querying a buffer", errno);
         c->buf[i].len = b.length;
         c->buf[i].start =
-            v4l2_mmap(NULL, b.length, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, b.m.offset);
+            ops.v4l2_mmap(NULL, b.length, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, b.m.offset);
         if (c->buf[i].start == MAP_FAILED) {
             c->buf[i].start = NULL;
             return cam_error(c, "mapping a buffer", errno);
@@ -212,7 +268,7 @@ nn_source *nn_source_open_camera(const char *dev, int w, int h, int timeout_ms) 
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 3000;
     /* plain open + QUERYCAP first: clear errors for missing, busy and
      * non-V4L2 devices before libv4l2 wraps the descriptor */
-    int fd = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    int fd = ops.open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         c->fd = -1;
         cam_error(c, "cannot open", errno);
@@ -222,11 +278,11 @@ nn_source *nn_source_open_camera(const char *dev, int w, int h, int timeout_ms) 
     struct v4l2_capability cap;
     memset(&cap, 0, sizeof cap);
     int qr;
-    do qr = ioctl(fd, VIDIOC_QUERYCAP, &cap);
+    do qr = ops.ioctl(fd, VIDIOC_QUERYCAP, &cap);
     while (qr == -1 && errno == EINTR);
     if (qr < 0) {
         int e = errno;
-        close(fd);
+        ops.close(fd);
         c->fd = -1;
         if (e == ENOTTY || e == EINVAL)
             nn_set_error("%s: not a V4L2 video device", dev);
@@ -235,10 +291,10 @@ nn_source *nn_source_open_camera(const char *dev, int w, int h, int timeout_ms) 
         cam_close(&c->base);
         return NULL;
     }
-    c->fd = v4l2_fd_open(fd, 0);
+    c->fd = ops.v4l2_fd_open(fd, 0);
     if (c->fd < 0) {
         int e = errno;
-        close(fd);
+        ops.close(fd);
         cam_error(c, "libv4l2 cannot use it", e);
         cam_close(&c->base);
         return NULL;
@@ -327,5 +383,7 @@ nn_source *nn_source_open_camera(const char *dev, int w, int h, int timeout_ms) 
 }
 
 int nn_source_have_camera(void) { return 0; }
+
+void nn_source_set_v4l2_ops_for_tests(const nn_v4l2_ops *o) { (void)o; }
 
 #endif

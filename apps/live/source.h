@@ -12,6 +12,10 @@
 #ifndef NN_LIVE_SOURCE_H
 #define NN_LIVE_SOURCE_H
 
+#include <stdint.h>
+#include <sys/select.h>   /* fd_set, struct timeval: nn_v4l2_ops (tests) */
+#include <sys/types.h>
+
 #include "nnmask.h"
 
 typedef struct nn_source nn_source;
@@ -57,5 +61,26 @@ double nn_prefetch_read_seconds(const nn_prefetch *p);
 void nn_prefetch_stop(nn_prefetch *p);   /* joins the thread; does not close s */
 
 double nn_now(void);   /* monotonic seconds */
+
+/* ---- for tests only (tests/test_v4l2_fake.c): programs never call this ----
+ * The system calls the camera source makes, so that a test can play a fake
+ * V4L2 device (busy, unplugged, stalled, odd formats). Members left NULL, or
+ * ops == NULL, use the real calls: open, close, ioctl (the raw QUERYCAP),
+ * libv4l2's v4l2_fd_open/v4l2_close/v4l2_ioctl/v4l2_mmap/v4l2_munmap/
+ * v4l2_read, select. Set it only while no camera source is open. Does
+ * nothing in builds without libv4l2. */
+typedef struct nn_v4l2_ops {
+    int (*open)(const char *path, int flags);
+    int (*close)(int fd);
+    int (*ioctl)(int fd, unsigned long req, void *arg);
+    int (*v4l2_fd_open)(int fd, int v4l2_flags);
+    int (*v4l2_close)(int fd);
+    int (*v4l2_ioctl)(int fd, unsigned long req, void *arg);
+    void *(*v4l2_mmap)(void *start, size_t len, int prot, int flags, int fd, int64_t offset);
+    int (*v4l2_munmap)(void *start, size_t len);
+    ssize_t (*v4l2_read)(int fd, void *buf, size_t n);
+    int (*select)(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *timeout);
+} nn_v4l2_ops;
+void nn_source_set_v4l2_ops_for_tests(const nn_v4l2_ops *ops);
 
 #endif
