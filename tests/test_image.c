@@ -59,17 +59,7 @@ static double mean_abs_diff(const nn_image *a, const nn_image *b) {
     } while (0)
 
 /* ---- stb_image_write into memory ---- */
-typedef struct {
-    uint8_t *d;
-    size_t n;
-} blob;
-
-static void blob_put(void *ctx, void *data, int size) {
-    blob *b = ctx;
-    b->d = realloc(b->d, b->n + (size_t)size);
-    memcpy(b->d + b->n, data, (size_t)size);
-    b->n += (size_t)size;
-}
+#include "tu_blob.h"
 
 /* ---- hand-made PNG (16-bit, huge headers) ---- */
 static void put32(uint8_t *p, uint32_t v) {

@@ -43,7 +43,8 @@ static void warp(nn_image *out, const nn_image *src, const float H[9], nn_fill_m
             float w = H[6] * ux + H[7] * vy + H[8];
             float x = (H[0] * ux + H[1] * vy + H[2]) / w;
             float y = (H[3] * ux + H[4] * vy + H[5]) / w;
-            if (!fill_coord(&x, src->w, mode) | !fill_coord(&y, src->h, mode)) {
+            int in_x = fill_coord(&x, src->w, mode), in_y = fill_coord(&y, src->h, mode); /* both clamp */
+            if (!in_x || !in_y) {
                 o[3 * u] = o[3 * u + 1] = o[3 * u + 2] = 0;
                 continue;
             }

@@ -22,17 +22,7 @@ static void put(const char *dir, const char *name, const void *d, size_t n) {
     if (nn_file_write_atomic(path, d, n)) nn_fatal("%s", nn_error());
 }
 
-typedef struct {
-    uint8_t *d;
-    size_t n;
-} blob;
-
-static void blob_put(void *ctx, void *data, int size) {
-    blob *b = ctx;
-    b->d = realloc(b->d, b->n + (size_t)size);
-    memcpy(b->d + b->n, data, (size_t)size);
-    b->n += (size_t)size;
-}
+#include "../tu_blob.h"
 
 static void seed_png(const char *name, int w, int h, int comp, const uint8_t *px) {
     blob b = {0};
