@@ -14,17 +14,19 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: nnmask-eval --model M (--data DIR | --split SPLIT.csv [--subset test|val|train|all])\n"
-            "                   [--threshold T] [--json] [--out DIR] [--no-plots] [--threads N]\n"
+            "                   [--threshold T] [--shrink PX] [--json] [--out DIR] [--no-plots] [--threads N]\n"
             "\n"
             "DIR holds one folder per class of the model (e.g. with_mask/, without_mask/).\n"
             "SPLIT.csv is a training run's split.csv (default subset: test).\n"
+            "--shrink PX scores every face as a camera that sees it at PX x PX pixels would\n"
+            "deliver it: shrunk to PX px, then scaled back up to the model's input (8..input).\n"
             "--out DIR writes metrics.json, report.txt, confusion.png and roc.png there;\n"
             "--json prints the metrics as one JSON object instead of the report.\n");
 }
 
 int main(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *split = NULL, *out = NULL, *subset = "test";
-    int json = 0, plots = 1, threads = 0;
+    int json = 0, plots = 1, threads = 0, shrink = 0;
     float threshold = NAN;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -38,6 +40,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--subset") && more) subset = argv[++i];
         else if (!strcmp(a, "--out") && more) out = argv[++i];
         else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--shrink") && more) {
+            char *e;
+            long v = strtol(argv[++i], &e, 10);
+            if (*e || v < 8 || v > 4096) {
+                fprintf(stderr, "nnmask-eval: --shrink '%s' is not a face size in px (8 or more)\n", argv[i]);
+                return 2;
+            }
+            shrink = (int)v;
+        }
         else if (!strcmp(a, "--threshold") && more) {
             char *e;
             threshold = strtof(argv[++i], &e);
@@ -91,17 +102,24 @@ int main(int argc, char **argv) {
     float *probs = malloc(((size_t)ds.n + 1) * clf->n_classes * sizeof(float));
     int *ok = calloc((size_t)ds.n + 1, sizeof(int));
     if (!probs || !ok) nn_fatal("out of memory");
-    int failed = nn_eval_probs(clf, &ds, probs, ok, threads);
+    if (shrink > clf->input_size) {
+        fprintf(stderr, "nnmask-eval: --shrink %d is larger than the model's input (%d px)\n", shrink, clf->input_size);
+        return 2;
+    }
+    int failed = nn_eval_probs(clf, &ds, probs, ok, shrink);
     if (out && nn_mkdir_p(out)) {
         fprintf(stderr, "nnmask-eval: %s\n", nn_error());
         return 1;
     }
     char title[1200];
-    snprintf(title, sizeof title, "%s%s%s", data ? data : split, data ? "" : ", subset ", data ? "" : subset);
+    int tl = snprintf(title, sizeof title, "%s%s%s", data ? data : split, data ? "" : ", subset ", data ? "" : subset);
+    if (shrink && tl > 0 && (size_t)tl < sizeof title)
+        snprintf(title + tl, sizeof title - (size_t)tl, ", faces shrunk to %d px", shrink);
     cJSON *js = NULL;
     cJSON *extra = cJSON_CreateObject();
     cJSON_AddStringToObject(extra, "model", model);
     cJSON_AddNumberToObject(extra, "unreadable", failed);
+    if (shrink) cJSON_AddNumberToObject(extra, "shrink", shrink);
     r = nn_eval_outputs(out, clf, &ds, probs, ok, 7, plots && out, title, extra, &js, json ? NULL : stdout);
     if (r) {
         fprintf(stderr, "nnmask-eval: %s\n", nn_error());

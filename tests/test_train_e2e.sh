@@ -89,6 +89,18 @@ done
 accA=$(sed -n 's/.*"accuracy":[[:space:]]*\([0-9.e-]*\).*/\1/p' "$T/runA/metrics.json" | head -1)
 accE=$(sed -n 's/^{"n":[0-9]*,"accuracy":\([0-9.e-]*\).*/\1/p' "$T/eval.json")
 check "[ -n '$accA' ] && [ '$accA' = '$accE' ]" "eval accuracy '$accE' differs from training's test accuracy '$accA'"
+# --shrink: the input size itself changes nothing, 8 px changes the figures; bad sizes refused
+"$EVAL" --model "$T/runA/model.safetensors" --split "$T/runA/split.csv" --shrink 96 --json > "$T/evals96.json" 2> /dev/null
+check "[ \$? -eq 0 ] && grep -q '\"shrink\":96' '$T/evals96.json'" "eval --shrink 96 failed or lacks the shrink field"
+lossE=$(sed -n 's/.*"loss":\([0-9.e-]*\),"threshold".*/\1/p' "$T/eval.json" | head -c 40)
+check "[ -n '$lossE' ] && grep -q '\"loss\":$lossE,' '$T/evals96.json'" "eval --shrink 96 (= input size) changed the loss"
+"$EVAL" --model "$T/runA/model.safetensors" --split "$T/runA/split.csv" --shrink 8 --json > "$T/evals8.json" 2> /dev/null
+check "[ \$? -eq 0 ] && grep -q '\"shrink\":8' '$T/evals8.json' && ! grep -q '\"loss\":$lossE,' '$T/evals8.json'" \
+    "eval --shrink 8 should change the loss"
+for bad in 4 97 x; do
+    "$EVAL" --model "$T/runA/model.safetensors" --split "$T/runA/split.csv" --shrink $bad > /dev/null 2> "$T/evalbad.err"
+    check "[ \$? -eq 2 ] && grep -q 'shrink' '$T/evalbad.err'" "eval --shrink $bad should be refused: $(cat "$T/evalbad.err")"
+done
 "$EVAL" --model "$T/runA/model.safetensors" --data "$T/faces" --out "$T/evalout" > "$T/eval2.out" 2> "$T/eval2.err"
 check "[ $? -ne 0 ] && grep -q broken.jpg '$T/eval2.err'" "eval on a folder with a broken image should fail naming it"
 check "[ -s '$T/evalout/metrics.json' ] && [ -s '$T/evalout/roc.png' ] && grep -q 'macro avg' '$T/eval2.out'" "eval --out outputs"

@@ -71,8 +71,7 @@ static void fmt_time(char *buf, size_t n, double s) {
 
 /* ===== evaluation ====================================================== */
 
-int nn_eval_probs(nn_classifier *clf, const nn_dataset *ds, float *probs, int *ok, int threads) {
-    (void)threads;
+int nn_eval_probs(nn_classifier *clf, const nn_dataset *ds, float *probs, int *ok, int shrink) {
     int S = clf->input_size, K = clf->n_classes;
     int B = clf->max_batch > 0 ? clf->max_batch : 32;
     if (nn_classifier_prepare(clf, B)) return -1;
@@ -95,6 +94,14 @@ int nn_eval_probs(nn_classifier *clf, const nn_dataset *ds, float *probs, int *o
                 for (int k = 0; k < K; k++) probs[(size_t)i0 * K + k] = NAN;
                 failed++;
                 continue;
+            }
+            if (shrink > 0 && shrink < S) {
+                nn_image small = {0}, back = {0};
+                if (nn_image_resize(&small, &im, shrink, shrink) || nn_image_resize(&back, &small, S, S))
+                    nn_fatal("%s", nn_error());
+                nn_image_free(&small);
+                nn_image_free(&im);
+                im = back;
             }
             nn_image_to_floats(x + (size_t)b * per, &im, 1.0f / 127.5f, -1.0f);
             nn_image_free(&im);

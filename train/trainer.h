@@ -21,8 +21,11 @@ int nn_train_run(const nn_config *c, int resume);
 
 /* Probabilities [ds->n, n_classes] of every item (cached pixels when
  * present, else decoded here; a file that fails is reported and gets
- * NAN probabilities: ok[i] = 0). Returns the number that failed. */
-int nn_eval_probs(nn_classifier *clf, const nn_dataset *ds, float *probs, int *ok, int threads);
+ * NAN probabilities: ok[i] = 0). shrink > 0: each face is first shrunk to
+ * shrink x shrink px (stb_image_resize's filter) and scaled back up to the
+ * input size, i.e. seen as a camera that gets it at that size would see it.
+ * Returns the number that failed. */
+int nn_eval_probs(nn_classifier *clf, const nn_dataset *ds, float *probs, int *ok, int shrink);
 
 /* Metrics over the items with split in split_mask (and ok), overall and per
  * source: writes metrics.json, report.txt (and confusion.png, roc.png when
