@@ -913,6 +913,7 @@ static int bench_mnv2(opts *o, int mode, int B) {
     if (!c.m) return -1;
     int S = nn_mnv2_input_size(c.m);
     c.C = nn_mnv2_feature_channels(c.m);
+    if (mode == 0) nn_mnv2_release_params(c.m); /* as the apps run it: folded weights only */
     int rc = mode == 0 ? nn_mnv2_prepare_infer(c.m, B)
                        : nn_mnv2_prepare_train(c.m, B, mode == 2 ? 0 : NN_MNV2_STAGES, mode == 2);
     if (rc) {

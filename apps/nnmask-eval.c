@@ -95,6 +95,7 @@ int main(int argc, char **argv) {
         nn_classifier_free(clf);
         return 1;
     }
+    nn_classifier_release_params(clf);
     if (nn_classifier_prepare(clf, 32)) {
         fprintf(stderr, "nnmask-eval: %s\n", nn_error());
         return 1;

@@ -279,6 +279,7 @@ as_file:
 
 static int run_classifier(const opts *o) {
     nn_classifier *c = nn_classifier_load(o->model);
+    nn_classifier_release_params(c); /* inference only (NULL-safe) */
     if (!c || nn_classifier_prepare(c, 16)) {
         fprintf(stderr, "nnmask-predict: %s\n", nn_error());
         nn_classifier_free(c);

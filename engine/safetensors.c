@@ -3,10 +3,14 @@
 
 #include "nnmask.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -24,9 +28,11 @@ typedef struct {
 
 struct nn_st {
     char *fname;
-    uint8_t *buf; /* the whole file */
-    size_t len;
-    const uint8_t *data; /* byte buffer after the header */
+    uint8_t *buf; /* the whole file (memory), or its first 8 + header bytes (fd >= 0) */
+    size_t len;   /* the file's length */
+    int fd;       /* a file: tensors are read from it on demand (pread), so loading
+                     holds the header, not a second copy of the weights; -1 = memory */
+    const uint8_t *data; /* byte buffer after the header (memory only) */
     size_t data_len;
     st_entry *t;
     int n;
@@ -80,6 +86,7 @@ void nn_st_close(nn_st *st) {
     free(st->meta_order);
     free(st->buf);
     free(st->fname);
+    if (st->fd >= 0) close(st->fd);
     free(st);
 }
 
@@ -241,16 +248,19 @@ static int st_parse(nn_st *st) {
     return 0;
 }
 
-/* Takes ownership of buf (malloc'd). */
-static nn_st *st_open_owned(uint8_t *buf, size_t len, const char *name) {
+/* Takes ownership of buf (malloc'd) and fd (>= 0: a file of len bytes whose
+ * first bytes buf holds: 8, or 8 + its header length when that fits). */
+static nn_st *st_open_owned(uint8_t *buf, size_t len, const char *name, int fd) {
     nn_st *st = calloc(1, sizeof *st);
     if (!st) {
         free(buf);
+        if (fd >= 0) close(fd);
         nn_set_error("%s: out of memory", name);
         return NULL;
     }
     st->buf = buf;
     st->len = len;
+    st->fd = fd;
     st->fname = xstrdup(name);
     if (!st->fname) {
         nn_st_close(st);
@@ -264,11 +274,61 @@ static nn_st *st_open_owned(uint8_t *buf, size_t len, const char *name) {
     return st;
 }
 
+/* Reads exactly n bytes at off; -1 + error on a short file. */
+static int read_at(int fd, void *dst, size_t n, uint64_t off, const char *name) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (uint8_t *)dst + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+            return nn_set_error("%s: read failed: %s", name,
+                                r < 0 ? strerror(errno) : "file shorter than when it was opened");
+        got += (size_t)r;
+    }
+    return 0;
+}
+
 nn_st *nn_st_open(const char *path) {
-    uint8_t *buf;
-    size_t len;
-    if (nn_file_read(path, &buf, &len, ST_MAX_FILE)) return NULL;
-    return st_open_owned(buf, len, path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        nn_set_error("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        nn_set_error("%s: not a regular file", path);
+        return NULL;
+    }
+    if ((uint64_t)sb.st_size > ST_MAX_FILE) {
+        close(fd);
+        nn_set_error("%s: file too large (%lld bytes, limit %zu)", path, (long long)sb.st_size, ST_MAX_FILE);
+        return NULL;
+    }
+    size_t len = (size_t)sb.st_size, head = len < 8 ? len : 8;
+    uint8_t *buf = malloc(8);
+    if (!buf || read_at(fd, buf, head, 0, path)) {
+        free(buf);
+        close(fd);
+        if (!buf) nn_set_error("%s: out of memory", path);
+        return NULL;
+    }
+    if (len >= 8) {
+        uint64_t hl = 0;
+        for (int i = 7; i >= 0; i--) hl = (hl << 8) | buf[i];
+        /* a header that fits is read whole; st_parse reports one that does not */
+        if (hl <= ST_MAX_HEADER && hl <= len - 8) {
+            uint8_t *b2 = realloc(buf, 8 + (size_t)hl + 1);
+            if (!b2 || read_at(fd, b2 + 8, (size_t)hl, 8, path)) {
+                free(b2 ? b2 : buf);
+                close(fd);
+                if (!b2) nn_set_error("%s: out of memory for a %llu-byte header", path, (unsigned long long)hl);
+                return NULL;
+            }
+            buf = b2;
+        }
+    }
+    return st_open_owned(buf, len, path, fd);
 }
 
 nn_st *nn_st_open_memory(const uint8_t *buf, size_t len, const char *name) {
@@ -279,7 +339,7 @@ nn_st *nn_st_open_memory(const uint8_t *buf, size_t len, const char *name) {
         return NULL;
     }
     if (len) memcpy(copy, buf, len);
-    return st_open_owned(copy, len, name);
+    return st_open_owned(copy, len, name, -1);
 }
 
 int nn_st_count(const nn_st *st) { return st->n; }
@@ -368,14 +428,26 @@ int nn_st_read_f32(const nn_st *st, const char *name, float *dst, int ndim,
         shape_str(want, sizeof want, ndim, shape);
         return nn_set_error("%s: tensor '%s': shape %s, expected %s", st->fname, name, got, want);
     }
-    const uint8_t *src = st->data + e->begin;
-    size_t n = 0;
+    size_t n = 0, bytes = e->end - e->begin;
+    uint64_t at = (uint64_t)(st->len - st->data_len) + e->begin; /* file offset */
+    const uint8_t *src = st->fd < 0 ? st->data + e->begin : NULL;
+    uint8_t *tmp = NULL;
     if (!strcmp(e->dtype, "F32")) {
-        n = (e->end - e->begin) / 4;
-        memcpy(dst, src, n * 4);
+        n = bytes / 4;
+        if (src) memcpy(dst, src, n * 4);
+        else if (read_at(st->fd, dst, n * 4, at, st->fname)) return -1;
     } else if (!strcmp(e->dtype, "F16") || !strcmp(e->dtype, "BF16")) {
         int bf = e->dtype[0] == 'B';
-        n = (e->end - e->begin) / 2;
+        n = bytes / 2;
+        if (!src) {
+            tmp = malloc(bytes ? bytes : 1);
+            if (!tmp) return nn_set_error("%s: out of memory reading tensor '%s'", st->fname, name);
+            if (read_at(st->fd, tmp, bytes, at, st->fname)) {
+                free(tmp);
+                return -1;
+            }
+            src = tmp;
+        }
         for (size_t j = 0; j < n; j++) {
             uint16_t h = (uint16_t)(src[2 * j] | (src[2 * j + 1] << 8));
             if (bf) {
@@ -385,6 +457,7 @@ int nn_st_read_f32(const nn_st *st, const char *name, float *dst, int ndim,
                 dst[j] = f16_to_f32(h);
             }
         }
+        free(tmp);
     } else {
         return nn_set_error("%s: tensor '%s': dtype %s, expected F32 (or F16/BF16)", st->fname,
                             name, e->dtype);

@@ -73,6 +73,7 @@ struct nn_mnv2 {
      * changed (load, training calls); the fused inverted-residual blocks */
     nn_arena fold;
     int fold_dirty;
+    int infer_only;           /* nn_mnv2_release_params: the folded copy is all there is */
     nn_irb irb[NN_MNV2_STAGES];
     nn_arena irb_arena;
     float *irb_scr;
@@ -243,7 +244,15 @@ int nn_mnv2_input_size(const nn_mnv2 *m) { return m->size; }
 float nn_mnv2_alpha(const nn_mnv2 *m) { return m->alpha; }
 
 size_t nn_mnv2_memory_bytes(const nn_mnv2 *m) {
-    return m->params.size + m->act.size + m->tact.size + m->grads.size + m->scratch.size;
+    return m->params.size + m->act.size + m->tact.size + m->grads.size + m->scratch.size +
+           m->fold.size + m->irb_arena.size;
+}
+
+/* Calls that need the unfolded parameters refuse a released model. */
+static void need_params(const nn_mnv2 *m, const char *fn) {
+    if (m->infer_only)
+        nn_fatal("%s: this MobileNetV2 keeps only its folded inference weights "
+                 "(nn_mnv2_release_params)", fn);
 }
 
 /* ---- weight I/O ------------------------------------------------------------ */
@@ -265,6 +274,7 @@ static int read_tensor(const nn_st *st, const char *prefix, const char *unit, co
 }
 
 int nn_mnv2_load(nn_mnv2 *m, const nn_st *st, const char *prefix) {
+    need_params(m, "nn_mnv2_load");
     if (!prefix) prefix = "";
     m->fold_dirty = 1;
     for (int i = 0; i < NN_MNV2_STAGES; i++)
@@ -341,6 +351,7 @@ done:
 }
 
 int nn_mnv2_save(const nn_mnv2 *m, nn_st_writer *w, const char *prefix) {
+    need_params(m, "nn_mnv2_save");
     if (!prefix) prefix = "";
     char name[128], val[32];
     static const char *parts[] = {".bn.gamma", ".bn.beta", ".bn.mean", ".bn.var"};
@@ -394,6 +405,7 @@ int nn_mnv2_save(const nn_mnv2 *m, nn_st_writer *w, const char *prefix) {
  * training call (train_forward, trainable, zero_grad), since the optimizer
  * writes the parameters in between. */
 static void fold_all(nn_mnv2 *m) {
+    if (m->infer_only) return; /* folded for good by nn_mnv2_release_params */
     if (!m->fold.base) {
         size_t total = 0;
         for (int i = 0; i < NN_MNV2_STAGES; i++)
@@ -426,6 +438,22 @@ static void fold_all(nn_mnv2 *m) {
                              .bd = d->fb, .wp = pj->fw, .bp = pj->fb, .residual = s->residual,
                              .g = d->g};
     }
+    m->fold_dirty = 0;
+}
+
+void nn_mnv2_release_params(nn_mnv2 *m) {
+    if (m->infer_only || m->with_logits) return;
+    fold_all(m);
+    for (int i = 0; i < NN_MNV2_STAGES; i++)
+        for (int k = 0; k < m->st[i].nu; k++) {
+            mnv2_unit *u = &m->st[i].u[k];
+            u->w = u->gamma = u->beta = u->mean = u->var = NULL;
+        }
+    m->pbase = NULL;
+    nn_arena_free(&m->params);
+    nn_arena_free(&m->tact);
+    nn_arena_free(&m->grads);
+    m->infer_only = 1;
     m->fold_dirty = 0;
 }
 
@@ -564,6 +592,7 @@ void nn_mnv2_infer(nn_mnv2 *m, const float *x, int n, float *pooled, float *fmap
 /* ---- training ------------------------------------------------------------------ */
 
 int nn_mnv2_prepare_train(nn_mnv2 *m, int max_batch, int train_from, int bn_train) {
+    need_params(m, "nn_mnv2_prepare_train");
     if (max_batch < 1) return nn_set_error("mobilenetv2: max_batch %d < 1", max_batch);
     if (train_from < 0 || train_from > NN_MNV2_STAGES)
         return nn_set_error("mobilenetv2: train_from %d outside 0..%d", train_from, NN_MNV2_STAGES);
@@ -659,6 +688,7 @@ static nn_tensor stage_out_train(const mnv2_stage *s, int n) {
 }
 
 void nn_mnv2_train_forward(nn_mnv2 *m, const float *x, int n, float *pooled) {
+    need_params(m, "nn_mnv2_train_forward");
     if (n < 1 || n > m->train_batch)
         nn_fatal("nn_mnv2_train_forward: batch %d outside 1..%d (nn_mnv2_prepare_train)", n,
                  m->train_batch);
@@ -713,6 +743,7 @@ static void unit_backward(nn_mnv2 *m, mnv2_unit *u, nn_tensor *dy, nn_tensor *tm
 }
 
 void nn_mnv2_train_backward(nn_mnv2 *m, const float *dpooled, int n) {
+    need_params(m, "nn_mnv2_train_backward");
     if (n < 1 || n > m->train_batch)
         nn_fatal("nn_mnv2_train_backward: batch %d outside 1..%d", n, m->train_batch);
     if (m->train_from >= NN_MNV2_STAGES) return;
@@ -750,6 +781,7 @@ void nn_mnv2_train_backward(nn_mnv2 *m, const float *dpooled, int n) {
 }
 
 size_t nn_mnv2_trainable(nn_mnv2 *m, float **params, float **grads) {
+    need_params(m, "nn_mnv2_trainable");
     m->fold_dirty = 1;   /* the caller may write the parameters */
     if (!m->train_batch || m->train_from >= NN_MNV2_STAGES) {
         if (params) *params = NULL;
@@ -762,6 +794,7 @@ size_t nn_mnv2_trainable(nn_mnv2 *m, float **params, float **grads) {
 }
 
 void nn_mnv2_zero_grad(nn_mnv2 *m) {
+    need_params(m, "nn_mnv2_zero_grad");
     size_t n = nn_mnv2_trainable(m, NULL, NULL);
     if (n) memset(m->gbase, 0, n * sizeof(float));
 }
@@ -779,6 +812,7 @@ int nn_mnv2_preprocess_center(const nn_image *img, int size, float *dst) {
 }
 
 float *nn_mnv2_tensor(nn_mnv2 *m, const char *name, size_t *count, float **grad) {
+    need_params(m, "nn_mnv2_tensor");
     if (grad) *grad = NULL;
     if (m->with_logits && !strcmp(name, "logits.weight")) {
         if (count) *count = (size_t)m->feat_c * MNV2_HEAD_CLASSES;

@@ -66,8 +66,14 @@ void nn_mnv2_train_backward(nn_mnv2 *m, const float *dpooled, int n);
  * (parameters live in one allocation, in stage order). Returns the count. */
 size_t nn_mnv2_trainable(nn_mnv2 *m, float **params, float **grads);
 void nn_mnv2_zero_grad(nn_mnv2 *m);
-/* Bytes held by the parameter/gradient/activation/scratch arenas. */
+/* Bytes held by the parameter/gradient/activation/scratch/folded arenas. */
 size_t nn_mnv2_memory_bytes(const nn_mnv2 *m);
+/* Inference only from here on: folds BN into the cached inference copy and
+ * frees the unfolded parameters and any training buffers (9 MB at alpha 1,
+ * a third of a batch-1 process). Afterwards prepare_infer, infer, the shape
+ * queries and free work; load, save, training calls and nn_mnv2_tensor exit
+ * with a message (a programming error). No-op with ImageNet logits. */
+void nn_mnv2_release_params(nn_mnv2 *m);
 
 /* ===== additions (MobileNetV2 helper) ==================================== */
 /* The ImageNet preprocessing of nnmask-predict --imagenet and the tests:

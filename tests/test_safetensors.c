@@ -2,6 +2,8 @@
  * conversion, and every malformed, malicious or truncated file the reader must refuse. */
 
 #include "nnmask.h"
+
+#include <fcntl.h>
 #include "testutil.h"
 
 #include <stdint.h>
@@ -335,6 +337,21 @@ static void test_malformed(void) {
             CHECK(!st && strstr(nn_error(), "cut.safetensors") &&
                       strstr(nn_error(), "'layer.kernel'") && strstr(nn_error(), "truncated"),
                   "truncated data: %s", nn_error());
+            /* a file cut short after it was opened (tensors are read on demand):
+             * a clear error, no crash; the memory copy is unaffected */
+            write_file(tpath("shrinks.safetensors"), raw, n);
+            st = nn_st_open(tpath("shrinks.safetensors"));
+            CHECK(st != NULL, "open before the cut: %s", nn_error());
+            if (st) {
+                int fd = open(tpath("shrinks.safetensors"), O_WRONLY | O_TRUNC);
+                CHECK(fd >= 0, "truncate");
+                if (fd >= 0) close(fd);
+                float got[256];
+                CHECK(nn_st_read_f32(st, "layer.kernel", got, 2, s) == -1 &&
+                          strstr(nn_error(), "shrinks.safetensors") && strstr(nn_error(), "shorter"),
+                      "file cut after open: %s", nn_error());
+                nn_st_close(st);
+            }
             write_file(tpath("cut2.safetensors"), raw, 30);
             st = nn_st_open(tpath("cut2.safetensors"));
             CHECK(!st && strstr(nn_error(), "cut2.safetensors") && strstr(nn_error(), "truncated"),

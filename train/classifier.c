@@ -215,6 +215,10 @@ int nn_classifier_prepare(nn_classifier *c, int max_batch) {
     return nn_mnv2_prepare_infer(c->backbone, max_batch);
 }
 
+void nn_classifier_release_params(nn_classifier *c) {
+    if (c && c->backbone) nn_mnv2_release_params(c->backbone);
+}
+
 static void logits_to_probs(const nn_classifier *c, const float *logits, int n, float *probs) {
     for (int i = 0; i < n; i++) {
         float *p = probs + (size_t)i * c->n_classes;

@@ -62,6 +62,10 @@ int nn_classifier_write(const nn_classifier *c, nn_st_writer *w);
 void nn_classifier_free(nn_classifier *c);
 /* Sizes the inference buffers (and the backbone's) for batches <= max_batch. */
 int nn_classifier_prepare(nn_classifier *c, int max_batch);
+/* Inference only from here on (the apps): the backbone keeps only its folded
+ * weights (nn_mnv2_release_params, 9 MB less at alpha 1); the model can no
+ * longer be trained, written or saved. */
+void nn_classifier_release_params(nn_classifier *c);
 
 /* probs [n, n_classes] from pooled backbone features [n, feat]. */
 void nn_classifier_head_probs(nn_classifier *c, const float *pooled, int n, float *probs);

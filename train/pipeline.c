@@ -70,6 +70,7 @@ nn_pipeline *nn_pipeline_new(const nn_pipe_opts *o) {
         p->clf = nn_classifier_load(o->classifier);
         if (!p->clf) goto fail;
         int b = p->opts.max_faces < PIPE_CLF_BATCH ? p->opts.max_faces : PIPE_CLF_BATCH;
+        nn_classifier_release_params(p->clf); /* inference only: 9 MB less (before the buffers) */
         if (nn_classifier_prepare(p->clf, b)) goto fail;
         size_t S = (size_t)p->clf->input_size;
         p->x = malloc((size_t)p->opts.max_faces * S * S * 3 * sizeof *p->x);
