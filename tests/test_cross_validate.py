@@ -52,21 +52,12 @@ def main():
 
 
 def run(cv, train, build, street, mask, tmp):
-    rows = list(csv.DictReader(open(os.path.join(street, "ANNOTATIONS.csv"))))
-    photos = sorted({r["image"] for r in rows})[:30]
-    keep = [r for r in rows if r["image"] in set(photos)]
-    d = os.path.join(tmp, "street")
-    os.makedirs(d)
-    os.symlink(os.path.abspath(os.path.join(street, "photos")), os.path.join(d, "photos"))
-    with open(os.path.join(d, "ANNOTATIONS.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(keep)
+    ann, _, _ = tu.street_subset(street, tmp, 30)
     ini = os.path.join(tmp, "cv.ini")
     with open(ini, "w") as f:
         f.write(f"""[data]
 dir = {mask}
-annotations = {d}/ANNOTATIONS.csv
+annotations = {ann}
 max_per_class = 12
 seed = 3
 min_face = 12

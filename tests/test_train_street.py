@@ -59,16 +59,7 @@ def main():
 
 
 def run(train, evalp, street, mask, tmp):
-    rows = list(csv.DictReader(open(os.path.join(street, "ANNOTATIONS.csv"))))
-    photos = sorted({r["image"] for r in rows})[:36]
-    keep = [r for r in rows if r["image"] in set(photos)]
-    d = os.path.join(tmp, "street")
-    os.makedirs(d)
-    os.symlink(os.path.abspath(os.path.join(street, "photos")), os.path.join(d, "photos"))
-    with open(os.path.join(d, "ANNOTATIONS.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(keep)
+    ann, keep, _ = tu.street_subset(street, tmp, 36)
     min_face = 14
     side = lambda r: min(float(r["xmax"]) - float(r["xmin"]), float(r["ymax"]) - float(r["ymin"]))
     classes = ("with_mask", "without_mask")
@@ -79,7 +70,7 @@ def run(train, evalp, street, mask, tmp):
     with open(ini, "w") as f:
         f.write(f"""[data]
 dir = {mask}
-annotations = {d}/ANNOTATIONS.csv
+annotations = {ann}
 max_per_class = 24
 split = 0.5, 0.25, 0.25
 seed = 5

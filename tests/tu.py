@@ -19,3 +19,23 @@ def check(cond, msg):
 def summary(name):
     print("%s: %d passed, %d failed" % (name, passed, failed))
     return 1 if failed else 0
+
+
+def street_subset(street, tmp, n_photos):
+    """A copy of STREET/ANNOTATIONS.csv holding the faces of its first n_photos
+    photos (by name), in tmp/street/ next to a link to the photos. Returns
+    (the CSV's path, the rows kept, the source's full list of rows)."""
+    import csv
+    import os
+    rows = list(csv.DictReader(open(os.path.join(street, "ANNOTATIONS.csv"))))
+    photos = set(sorted({r["image"] for r in rows})[:n_photos])
+    keep = [r for r in rows if r["image"] in photos]
+    d = os.path.join(tmp, "street")
+    os.makedirs(d)
+    os.symlink(os.path.abspath(os.path.join(street, "photos")), os.path.join(d, "photos"))
+    path = os.path.join(d, "ANNOTATIONS.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(keep)
+    return path, keep, rows
