@@ -83,6 +83,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "nnmask-eval: %s\n", nn_error());
         return 1;
     }
+    if (shrink > clf->input_size) {
+        fprintf(stderr, "nnmask-eval: --shrink %d is larger than the model's input (%d px)\n", shrink,
+                clf->input_size);
+        nn_classifier_free(clf);
+        return 2;
+    }
     if (threshold == threshold) {
         clf->threshold = threshold;
         snprintf(clf->threshold_rule, sizeof clf->threshold_rule, "--threshold");
@@ -96,22 +102,16 @@ int main(int argc, char **argv) {
         return 1;
     }
     nn_classifier_release_params(clf);
-    if (nn_classifier_prepare(clf, 32)) {
+    if ((out && nn_mkdir_p(out)) || nn_classifier_prepare(clf, 32)) {
         fprintf(stderr, "nnmask-eval: %s\n", nn_error());
+        nn_dataset_free(&ds);
+        nn_classifier_free(clf);
         return 1;
     }
     float *probs = malloc(((size_t)ds.n + 1) * clf->n_classes * sizeof(float));
     int *ok = calloc((size_t)ds.n + 1, sizeof(int));
     if (!probs || !ok) nn_fatal("out of memory");
-    if (shrink > clf->input_size) {
-        fprintf(stderr, "nnmask-eval: --shrink %d is larger than the model's input (%d px)\n", shrink, clf->input_size);
-        return 2;
-    }
     int failed = nn_eval_probs(clf, &ds, probs, ok, shrink);
-    if (out && nn_mkdir_p(out)) {
-        fprintf(stderr, "nnmask-eval: %s\n", nn_error());
-        return 1;
-    }
     char title[1200];
     int tl = snprintf(title, sizeof title, "%s%s%s", data ? data : split, data ? "" : ", subset ", data ? "" : subset);
     if (shrink && tl > 0 && (size_t)tl < sizeof title)
