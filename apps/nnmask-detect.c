@@ -26,8 +26,9 @@ static void usage(FILE *f) {
         "  --out DIR          write annotated copies into DIR (green: mask, red: none)\n"
         "  --json             {\"image\": PATH, \"faces\": [{\"box\": [x0,y0,x1,y1], \"score\": S,\n"
         "                     \"label\": CLASS, \"probability\": P}, ...]} per image\n"
-        "  --detector FILE    converted UltraFace detector; default $NNMASK_DETECTOR,\n"
-        "                     models/ or weights/ultraface-slim-320.safetensors\n"
+        "  --detector FILE    converted UltraFace detector; default $NNMASK_DETECTOR, else\n"
+        "                     ultraface-RFB-320 (else -slim-320).safetensors in\n"
+        "                     $NNMASK_MODELS, models/ or weights/\n"
         "  --threshold T      face score threshold (default 0.6)\n"
         "  --nms-iou U        non-maximum suppression overlap (default 0.3)\n"
         "  --det-size N       detector input long side, aspect kept (default 384)\n"
@@ -226,8 +227,12 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (!detector && !(detector = nn_pipeline_default_detector()))
-        detector = "models/ultraface-slim-320.safetensors";   /* named in the error below */
+    if (!detector) {
+        if ((detector = nn_pipeline_default_detector()))
+            fprintf(stderr, "nnmask-detect: using the detector %s\n", detector);
+        else
+            detector = "models/ultraface-RFB-320.safetensors";   /* named in the error below */
+    }
     if (!model) {
         model = nn_pipeline_default_classifier();
         if (model) fprintf(stderr, "nnmask-detect: using the camera model %s\n", model);

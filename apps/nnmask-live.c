@@ -33,7 +33,8 @@ static void usage(FILE *f) {
         "                        models/ (train/make_camera_model.sh); without one (or\n"
         "                        with --model none) faces are only labelled \"face\"\n"
         "  --detector D          converted UltraFace detector (.safetensors); default:\n"
-        "                        $NNMASK_DETECTOR, else ultraface-slim-320.safetensors in\n"
+        "                        $NNMASK_DETECTOR, else ultraface-RFB-320 (else -slim-320)\n"
+        "                        .safetensors in\n"
         "                        $NNMASK_MODELS, models/ or weights/\n"
         "  --det-size N          detector input long side (default 320; larger finds\n"
         "                        smaller faces, slower)\n"
@@ -352,7 +353,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!a.detector && !(a.detector = nn_pipeline_default_detector()))
-        a.detector = "models/ultraface-slim-320.safetensors";   /* named in the error below */
+        a.detector = "models/ultraface-RFB-320.safetensors";   /* named in the error below */
     if (!a.model) a.model = nn_pipeline_default_classifier();
     else if (!strcmp(a.model, "none")) a.model = NULL;
     if (a.threads) nn_threads_set(a.threads);

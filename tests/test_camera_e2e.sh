@@ -33,19 +33,21 @@ cd "$SRC"
 check "[ $? -eq 0 ]" "camera.ini training failed: $(tail -5 "$T/train.log")"
 check "grep -q 'threshold' '$T/run/report.txt'" "no threshold in the report"
 
-NNMASK_DETECTOR="$T/models/ultraface-slim-320.safetensors" /usr/bin/python3 "$SRC/train/eval_street.py" \
+NNMASK_DETECTOR="$T/models/ultraface-RFB-320.safetensors" /usr/bin/python3 "$SRC/train/eval_street.py" \
     "$T/run" --build "$(dirname "$(dirname "$DETECT")")" --annotations "$SHARED/data/street/ANNOTATIONS.csv" \
     --out "$T/street.json" > "$T/eval.log" 2>&1
 check "[ $? -eq 0 ]" "eval_street.py failed: $(tail -5 "$T/eval.log")"
 cat "$T/eval.log"
 
-# The apps' default models: camera.safetensors and the slim detector found
+# The apps' default models: camera.safetensors and the RFB detector found
 # through $NNMASK_MODELS, from a folder with no models/ of its own.
 cp "$T/run/model.safetensors" "$T/models/camera.safetensors"
 photo=$(ls "$SHARED"/data/photos/*.jpg | head -n 1)
 (cd "$T" && NNMASK_MODELS="$T/models" "$DETECT" --json "$photo" > "$T/default.json" 2> "$T/default.err")
 check "[ $? -eq 0 ] && grep -q '\"label\": *\"with\(out\)\?_mask\"' '$T/default.json'" \
     "nnmask-detect without --model/--detector: $(cat "$T/default.err")"
+check "grep -q 'using the detector $T/models/ultraface-RFB-320.safetensors' '$T/default.err'" \
+    "the default detector is RFB-320 where both are converted: $(cat "$T/default.err")"
 
 # Figures (measured with 3 epochs: see the README for the full 12-epoch run).
 read -r det_acc det_recall24 nm24 m24 mask_acc <<< "$(/usr/bin/python3 - "$T/street.json" "$T/run/metrics.json" 2>/dev/null <<'PY' || echo -1 -1 -1 -1 -1

@@ -155,6 +155,12 @@ plots = false
     check(r.returncode == 0 and r.stdout.count("done earlier") == K, f"second run reuses the folds: {r.stdout[:300]}")
     check(open(os.path.join(out, "cv.json")).read() == before, "second run: same cv.json")
 
+    # a comment added to the config changes no setting: the folds are kept
+    with open(ini, "a") as f:
+        f.write("; a note added later\n")
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    check(r.returncode == 0 and r.stdout.count("done earlier") == K, f"comment-only change reuses the folds: {r.stderr}")
+
     # other overrides into the same folder: refused
     r = subprocess.run(cmd + ["train.lr=1e-3"], capture_output=True, text=True)
     check(r.returncode == 2 and "another configuration" in r.stderr, f"other overrides refused: {r.stderr}")

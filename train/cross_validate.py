@@ -199,13 +199,19 @@ def main(argv):
         usage(f"{train} not found: build first (meson setup {opts['--build']} && ninja -C {opts['--build']})")
     os.makedirs(out, exist_ok=True)
 
-    # the run folder belongs to one config + overrides + K
+    # the run folder belongs to one config (its settings: comments may change) + overrides + K
+    def settings(text):
+        return [ln.strip() for ln in text.splitlines() if ln.strip() and ln.strip()[0] not in ";#"]
+
     ident = {"config": os.path.abspath(config), "config_text": open(config).read(), "overrides": overrides,
              "folds": folds}
     idf = os.path.join(out, "cv_command.json")
     if os.path.exists(idf):
         old = json.load(open(idf))
-        if old != ident:
+        same = (old.get("config") == ident["config"] and old.get("overrides") == overrides and
+                old.get("folds") == folds and
+                settings(old.get("config_text", "")) == settings(ident["config_text"]))
+        if not same:
             print(f"cross_validate.py: {out} holds a cross-validation of another configuration "
                   f"({old.get('config')}, overrides {old.get('overrides')}, {old.get('folds')} folds); "
                   f"use another --out or remove it", file=sys.stderr)

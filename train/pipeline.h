@@ -74,8 +74,9 @@ void nn_pipeline_counts(const nn_pipeline *p, int *masked, int *unmasked, int *u
 void nn_pipeline_draw(nn_pipeline *p, nn_image *frame);
 
 /* Where the apps find their default models. The detector: $NNMASK_DETECTOR,
- * else the first ultraface-slim-320.safetensors in $NNMASK_MODELS, models/ or
- * weights/; NULL when there is none. The classifier: the camera model
+ * else the first ultraface-RFB-320.safetensors in $NNMASK_MODELS, models/ or
+ * weights/, else the first ultraface-slim-320.safetensors there; NULL when
+ * there is none. The classifier: the camera model
  * (train/configs/camera.ini) camera.safetensors in $NNMASK_MODELS or models/;
  * NULL when there is none. Each returned path stays valid until the next call
  * of the same function. */
