@@ -155,6 +155,11 @@ plots = false
     check(r.returncode == 0 and r.stdout.count("done earlier") == K, f"second run reuses the folds: {r.stdout[:300]}")
     check(open(os.path.join(out, "cv.json")).read() == before, "second run: same cv.json")
 
+    # more folds than the data can fill: a clear error, not a traceback
+    r = subprocess.run(cmd[:3] + ["--folds", "60", "--out", out + "-60"] + cmd[7:], capture_output=True, text=True)
+    check(r.returncode == 1 and "use fewer folds" in r.stderr and "Traceback" not in r.stderr,
+          f"--folds 60 on ~30 photos: rc {r.returncode} {r.stderr[-500:]}")
+
     # a comment added to the config changes no setting: the folds are kept
     with open(ini, "a") as f:
         f.write("; a note added later\n")

@@ -233,8 +233,8 @@ def main(argv):
             print(f"fold {f}/{folds}: {' '.join(cmd)}", flush=True)
             r = subprocess.run(cmd)
             if r.returncode != 0:
-                print(f"cross_validate.py: fold {f} failed (exit status {r.returncode}); "
-                      f"run again to resume it", file=sys.stderr)
+                print(f"cross_validate.py: fold {f} failed (exit status {r.returncode}, message above); "
+                      f"run again when fixed: finished folds are kept, a killed one resumes", file=sys.stderr)
                 return 1
         if "--no-detect" not in flags:
             ev = os.path.join(d, "street_eval.json")
@@ -253,6 +253,9 @@ def main(argv):
     classes = None
     rows, per_fold = [], []
     for f, d in enumerate(fold_dirs):
+        if not os.path.exists(os.path.join(d, "metrics.json")):
+            print(f"cross_validate.py: fold {f} wrote no metrics.json ({d}): it had no test items", file=sys.stderr)
+            return 1
         m = json.load(open(os.path.join(d, "metrics.json")))
         if m.get("folds") != folds or m.get("fold") != f:
             print(f"cross_validate.py: {d}/metrics.json is not fold {f} of {folds}", file=sys.stderr)

@@ -1298,9 +1298,18 @@ int nn_train_run(const nn_config *c, int resume) {
         if (nn_split_read(&t->ds, p, 7, (const char(*)[64])c->classes, c->n_classes)) goto out;
     } else {
         if (nn_dataset_scan(&t->ds, c)) goto out;
-        if (c->folds)
+        if (c->folds) {
             nn_dataset_split_fold(&t->ds, c->folds, c->fold, c->seed);
-        else
+            int cnt[3][NN_CFG_MAX_CLASSES], nt = 0, nv = 0;
+            nn_dataset_counts(&t->ds, cnt);
+            for (int k = 0; k < t->ds.n_classes; k++) nt += cnt[NN_SPLIT_TEST][k], nv += cnt[NN_SPLIT_VAL][k];
+            if (!nt || !nv) {
+                nn_set_error("data.folds %d: part %d of the %d images/faces holds no %s item (fewer "
+                             "photos than folds?): use fewer folds", c->folds, nt ? (c->fold + 1) % c->folds : c->fold,
+                             t->ds.n, nt ? "validation" : "test");
+                goto out;
+            }
+        } else
             nn_dataset_split(&t->ds, c->split, c->seed);
     }
     int context = c->aug_enabled && t->mode != MODE_FEATURES;
