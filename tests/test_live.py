@@ -66,7 +66,7 @@ def backtrace(pid):
 def run(args, timeout=60, env=None, retry_hang=False):
     """(exit status, stdout, stderr, seconds); a run past timeout is a hang: its
     threads' stacks go to stderr, and it fails the test, unless retry_hang,
-    where one hang (SDL and the X server under load: seen once in ~50 runs of
+    where one hang (SDL and the X server under load: seen once in ~90 runs of
     the window mode under the sanitizers) is retried once and a second fails."""
     t0 = time.time()
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
