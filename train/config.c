@@ -33,7 +33,7 @@ static const key_def keys[] = {
     {"data", "voc", T_PATHS, O(voc), O(n_voc), 0, 0, "", NULL, "Pascal VOC folders (annotations/*.xml + images/)"},
     {"data", "classes", T_CLASSES, O(classes), O(n_classes), 0, 0, "with_mask, without_mask", NULL, "class names (folder names / labels); 2 = sigmoid, more = softmax"},
     {"data", "split", T_SPLIT, O(split), 0, 0, 0, "0.8, 0.1, 0.1", NULL, "train, validation, test fractions"},
-    {"data", "folds", T_INT, O(folds), 0, 0, 100, "0", NULL, "cross-validation: split into N parts by photo/stratified (N >= 3; 0 = use data.split); see train/cross_validate.sh"},
+    {"data", "folds", T_INT, O(folds), 0, 0, 100, "0", NULL, "cross-validation: split into N parts by photo/stratified (N >= 3; 0 = use data.split); see train/cross_validate.py"},
     {"data", "fold", T_INT, O(fold), 0, 0, 99, "0", NULL, "cross-validation: this run tests on part `fold`, validates on part fold+1 (mod folds), trains on the rest"},
     {"data", "seed", T_ULONG, O(seed), 0, 0, 0, "42", NULL, "seed of the split, initialisation, shuffling and augmentation"},
     {"data", "min_face", T_INT, O(min_face), 0, 1, 4096, "24", NULL, "annotated faces smaller than this (short side, px) are dropped"},
