@@ -1,8 +1,8 @@
 #!/bin/bash
 # fetch_ultraface.sh — gets the UltraFace face detector (Linzaer's
 # Ultra-Light-Fast-Generic-Face-Detector-1MB, MIT) and converts it for nnmask:
-#   DEST/ultraface-slim-320.safetensors   (default detector)
-#   DEST/ultraface-RFB-320.safetensors    (--detector option, a bit more accurate)
+#   DEST/ultraface-RFB-320.safetensors    (the apps' default detector: finds more faces)
+#   DEST/ultraface-slim-320.safetensors   (--detector option; the default where RFB is absent)
 #
 # usage: weights/fetch_ultraface.sh [--download] [--dest DIR] [slim|RFB|all]  (default all)
 #   --download   fetch the public ONNX files even when ../shared has them
