@@ -33,7 +33,8 @@ import os
 import subprocess
 import sys
 
-MIN_FACE = 24
+from eval_street import MIN_FACE, side as box_side, summarize  # train/, next to this script
+
 BANDS = [(0, 16), (16, 24), (24, 40), (40, 60), (60, 100), (100, 1e9)]
 
 
@@ -89,7 +90,7 @@ def metrics(rows, classes):
 
 
 def side(r):
-    return min(float(r["x1"]) - float(r["x0"]), float(r["y1"]) - float(r["y0"]))
+    return box_side([float(r[k]) for k in ("x0", "y0", "x1", "y1")])
 
 
 def subsets(rows):
@@ -121,30 +122,13 @@ def read_predictions(path, classes):
 
 
 def pool_detect(evals):
-    """Sums the matched-face confusions of eval_street.py results."""
+    """The matched faces of eval_street.py results, pooled (summed confusions,
+    scored by eval_street's own summarize)."""
     out = {}
     for key in ("matched_all_sizes", "matched_min24px_faces"):
-        conf = {}
-        for e in evals:
-            for g, d in e["detect"][key]["confusion"].items():
-                for p, n in d.items():
-                    conf.setdefault(g, {}).setdefault(p, 0)
-                    conf[g][p] += n
-
-        def masked(label):
-            return 1 if label.startswith("with_mask") or label.startswith("mask") else 0
-
-        m = {"confusion": conf}
-        two = {g: d for g, d in conf.items() if g in ("with_mask", "without_mask")}
-        n = sum(sum(d.values()) for d in two.values())
-        ok = sum(v for g, d in two.items() for p, v in d.items() if masked(g) == masked(p))
-        m["n"], m["accuracy"] = n, (ok / n if n else None)
-        for g in ("with_mask", "without_mask", "mask_weared_incorrect"):
-            d = conf.get(g, {})
-            t = sum(d.values())
-            c = sum(v for p, v in d.items() if masked(g) == masked(p))
-            m[g] = {"n": t, "correct": c, "recall": c / t if t else None}
-        out[key] = m
+        pairs = [(g, p) for e in evals for g, d in e["detect"][key]["confusion"].items()
+                 for p, n in d.items() for _ in range(n)]
+        out[key] = summarize(pairs)
     for key in ("gt_faces", "matched", "gt_faces_min24px", "matched_min24px", "detections"):
         out[key] = sum(e["detect"][key] for e in evals)
     out["detection_recall"] = out["matched"] / out["gt_faces"] if out["gt_faces"] else None
