@@ -59,6 +59,18 @@ static void path_in(char *buf, size_t n, const char *dir, const char *name) {
     snprintf(buf, n, "%s/%s", dir, name);
 }
 
+/* Closes f, a memstream on *buf / *len, writes its text to dir/name
+ * atomically and frees the buffer. */
+static int save_memstream(FILE *f, char **buf, size_t *len, const char *dir, const char *name) {
+    fclose(f);
+    char p[1200];
+    path_in(p, sizeof p, dir, name);
+    int r = nn_file_write_atomic(p, *buf, *len);
+    free(*buf);
+    *buf = NULL;
+    return r;
+}
+
 static void fmt_time(char *buf, size_t n, double s) {
     if (!(s >= 0) || s > 1e7) {
         snprintf(buf, n, "--:--");
@@ -570,12 +582,7 @@ static int write_history_csv(const trainer *t) {
         fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.1f\n", h->epoch, h->train_loss, h->train_acc, h->val_loss,
                 h->val_acc, h->lr, h->seconds);
     }
-    fclose(f);
-    char p[1200];
-    path_in(p, sizeof p, t->out, "history.csv");
-    int r = nn_file_write_atomic(p, buf, len);
-    free(buf);
-    return r;
+    return save_memstream(f, &buf, &len, t->out, "history.csv");
 }
 
 static int write_curves(const trainer *t) {
@@ -1083,12 +1090,7 @@ static int write_predictions(const trainer *t, const nn_classifier *clf, const f
         for (int k = 0; k < K; k++) fprintf(f, ",%.6f", probs[(size_t)i * K + k]);
         fprintf(f, ",%s\n", clf->classes[nn_classifier_decide(clf, probs + (size_t)i * K)]);
     }
-    fclose(f);
-    char p[1200];
-    path_in(p, sizeof p, t->out, "predictions.csv");
-    int r = nn_file_write_atomic(p, buf, len);
-    free(buf);
-    return r;
+    return save_memstream(f, &buf, &len, t->out, "predictions.csv");
 }
 
 static int finish_run(trainer *t, double train_seconds) {
@@ -1321,11 +1323,7 @@ int nn_train_run(const nn_config *c, int resume) {
         FILE *f = open_memstream(&buf, &len);
         fprintf(f, "; effective configuration of this run (nnmask-train)\n");
         nn_config_write(c, f);
-        fclose(f);
-        path_in(p, sizeof p, t->out, "config.ini");
-        int r = nn_file_write_atomic(p, buf, len);
-        free(buf);
-        if (r) goto out;
+        if (save_memstream(f, &buf, &len, t->out, "config.ini")) goto out;
     }
     int counts[3][NN_CFG_MAX_CLASSES];
     nn_dataset_counts(&t->ds, counts);
