@@ -200,8 +200,7 @@ void nn_tensor_add_inplace(nn_tensor *dst, const nn_tensor *src) {
 }
 
 /* ---- files ---- */
-int nn_file_read(const char *path, uint8_t **data, size_t *len, size_t max_bytes) {
-    *data = NULL;
+int nn_file_open(const char *path, size_t *len, size_t max_bytes) {
     *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return nn_set_error("%s: cannot open: %s", path, strerror(errno));
@@ -215,7 +214,16 @@ int nn_file_read(const char *path, uint8_t **data, size_t *len, size_t max_bytes
         return nn_set_error("%s: file too large (%lld bytes, limit %zu)", path,
                             (long long)st.st_size, max_bytes);
     }
-    size_t n = (size_t)st.st_size;
+    *len = (size_t)st.st_size;
+    return fd;
+}
+
+int nn_file_read(const char *path, uint8_t **data, size_t *len, size_t max_bytes) {
+    *data = NULL;
+    size_t n;
+    int fd = nn_file_open(path, &n, max_bytes);
+    *len = 0;
+    if (fd < 0) return -1;
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) {
         close(fd);

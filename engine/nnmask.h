@@ -113,6 +113,10 @@ void nn_tensor_add_inplace(nn_tensor *dst, const nn_tensor *src);   /* dst += sr
 /* ===== files ============================================================= */
 /* Reads a whole file (at most max_bytes); -1 + error naming the file. */
 int nn_file_read(const char *path, uint8_t **data, size_t *len, size_t max_bytes);
+/* Opens a regular file of at most max_bytes for reading: its descriptor
+ * (O_CLOEXEC) and *len, or -1 + error naming the file (what nn_file_read
+ * checks, for readers that take what they need with pread). */
+int nn_file_open(const char *path, size_t *len, size_t max_bytes);
 /* Writes path.tmp.PID, fsyncs, renames over path: a killed run loses nothing. */
 int nn_file_write_atomic(const char *path, const void *data, size_t len);
 int nn_mkdir_p(const char *path);

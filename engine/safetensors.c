@@ -4,12 +4,10 @@
 #include "nnmask.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -289,23 +287,10 @@ static int read_at(int fd, void *dst, size_t n, uint64_t off, const char *name) 
 }
 
 nn_st *nn_st_open(const char *path) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        nn_set_error("%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        nn_set_error("%s: not a regular file", path);
-        return NULL;
-    }
-    if ((uint64_t)sb.st_size > ST_MAX_FILE) {
-        close(fd);
-        nn_set_error("%s: file too large (%lld bytes, limit %zu)", path, (long long)sb.st_size, ST_MAX_FILE);
-        return NULL;
-    }
-    size_t len = (size_t)sb.st_size, head = len < 8 ? len : 8;
+    size_t len;
+    int fd = nn_file_open(path, &len, ST_MAX_FILE);
+    if (fd < 0) return NULL;
+    size_t head = len < 8 ? len : 8;
     uint8_t *buf = malloc(8);
     if (!buf || read_at(fd, buf, head, 0, path)) {
         free(buf);
