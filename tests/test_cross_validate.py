@@ -20,7 +20,6 @@ Exits 77 (skip) without $NNMASK_SHARED/data/street.
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,17 +37,11 @@ def side(r):
 def main():
     cv, train = sys.argv[1], sys.argv[2]
     build = os.path.dirname(os.path.dirname(os.path.abspath(train)))
-    shared = os.environ.get("NNMASK_SHARED", "../shared")
-    street = os.path.join(shared, "data", "street")
-    mask = os.path.join(shared, "data", "mask")
-    if not os.path.exists(os.path.join(street, "ANNOTATIONS.csv")) or not os.path.isdir(mask):
-        print(f"skip: {street}/ANNOTATIONS.csv or {mask} not found (set NNMASK_SHARED)")
+    data = tu.shared_street_mask()
+    if not data:
         return 77
-    tmp = tempfile.mkdtemp(prefix="nnmask-cv.")
-    try:
-        return run(cv, train, build, street, mask, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="nnmask-cv.") as tmp:
+        return run(cv, train, build, *data, tmp)
 
 
 def run(cv, train, build, street, mask, tmp):

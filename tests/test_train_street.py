@@ -26,7 +26,6 @@ import csv
 import json
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -45,17 +44,11 @@ def st_meta(path):
 
 def main():
     train, evalp = sys.argv[1], sys.argv[2]
-    shared = os.environ.get("NNMASK_SHARED", "../shared")
-    street = os.path.join(shared, "data", "street")
-    mask = os.path.join(shared, "data", "mask")
-    if not os.path.exists(os.path.join(street, "ANNOTATIONS.csv")) or not os.path.isdir(mask):
-        print(f"skip: {street}/ANNOTATIONS.csv or {mask} not found (set NNMASK_SHARED)")
+    data = tu.shared_street_mask()
+    if not data:
         return 77
-    tmp = tempfile.mkdtemp(prefix="nnmask-street.")
-    try:
-        return run(train, evalp, street, mask, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="nnmask-street.") as tmp:
+        return run(train, evalp, *data, tmp)
 
 
 def run(train, evalp, street, mask, tmp):

@@ -39,3 +39,16 @@ def street_subset(street, tmp, n_photos):
         w.writeheader()
         w.writerows(keep)
     return path, keep, rows
+
+
+def shared_street_mask():
+    """$NNMASK_SHARED's data/street and data/mask folders, or None after
+    printing the skip line (the caller exits 77) when either is missing."""
+    import os
+    shared = os.environ.get("NNMASK_SHARED", "../shared")
+    street = os.path.join(shared, "data", "street")
+    mask = os.path.join(shared, "data", "mask")
+    if not os.path.exists(os.path.join(street, "ANNOTATIONS.csv")) or not os.path.isdir(mask):
+        print(f"skip: {street}/ANNOTATIONS.csv or {mask} not found (set NNMASK_SHARED)")
+        return None
+    return street, mask
